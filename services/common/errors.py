@@ -1,0 +1,41 @@
+"""Domain errors raised by service cores.
+
+Cores never import grpc: each error names its gRPC status code as a string, and the shared
+server interceptor (`jenkins_assistant.common.grpc_server`) turns it into that status.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the errors a client is told about; anything else becomes INTERNAL."""
+
+    status_code_name = "INTERNAL"
+
+
+class InvalidInput(ServiceError):
+    status_code_name = "INVALID_ARGUMENT"
+
+
+class NotFound(ServiceError):
+    status_code_name = "NOT_FOUND"
+
+
+class Unavailable(ServiceError):
+    """A dependency (Redis, the memory service, a model file) cannot be reached right now."""
+
+    status_code_name = "UNAVAILABLE"
+
+
+class Overloaded(ServiceError):
+    """A bounded queue is full; the client should retry later."""
+
+    status_code_name = "RESOURCE_EXHAUSTED"
+
+
+class Unauthenticated(ServiceError):
+    status_code_name = "UNAUTHENTICATED"
+
+
+class FailedPrecondition(ServiceError):
+    status_code_name = "FAILED_PRECONDITION"

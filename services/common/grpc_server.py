@@ -1,0 +1,197 @@
+"""gRPC server bootstrap shared by every service.
+
+`build_server` returns a started-but-not-serving server: health says NOT_SERVING until the
+service marks itself ready, reflection is on, errors and metrics are handled by one interceptor,
+and auth is enforced when a token is configured. `serve_until_signal` runs it until SIGTERM, then
+flips health to NOT_SERVING and stops with the configured grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from jenkins_assistant.common.auth import BearerTokenInterceptor
+from jenkins_assistant.common.config import ServerSettings
+from jenkins_assistant.common.errors import ServiceError
+from jenkins_assistant.common.metrics import GRPC_LATENCY, GRPC_REQUESTS, start_metrics_endpoint
+
+log = logging.getLogger(__name__)
+
+
+def _status(exc: ServiceError) -> grpc.StatusCode:
+    return grpc.StatusCode[exc.status_code_name]
+
+
+class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """The one error boundary: domain errors -> their status, anything else -> INTERNAL (logged).
+
+    It also counts every call by final status and times it, for Prometheus.
+    """
+
+    def __init__(self, service_label: str) -> None:
+        self._service = service_label
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return handler  # client-streaming RPCs are not part of our contracts
+
+    def _record(self, method: str, code: grpc.StatusCode, started: float) -> None:
+        GRPC_REQUESTS.labels(self._service, method, code.name).inc()
+        GRPC_LATENCY.labels(self._service, method).observe(time.perf_counter() - started)
+
+    def _final_code(self, context) -> grpc.StatusCode:
+        code = context.code()
+        if isinstance(code, grpc.StatusCode):
+            return code
+        return grpc.StatusCode.OK if code in (None, 0) else grpc.StatusCode.UNKNOWN
+
+    def _wrap_unary(self, behavior, method: str):
+        async def unary(request, context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                response = await behavior(request, context)
+                code = self._final_code(context)
+                return response
+            except ServiceError as exc:
+                code = _status(exc)
+                await context.abort(code, str(exc))
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                code = self._final_code(context)
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", method)
+                await context.abort(code, f"internal error in {method}")
+            finally:
+                self._record(method, code, started)
+
+        return unary
+
+    def _wrap_stream(self, behavior, method: str):
+        async def stream(request, context):
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                async for response in behavior(request, context):
+                    yield response
+                code = self._final_code(context)
+            except ServiceError as exc:
+                code = _status(exc)
+                await context.abort(code, str(exc))
+            except (asyncio.CancelledError, GeneratorExit):
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except grpc.aio.AbortError:
+                code = self._final_code(context)
+                raise
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", method)
+                await context.abort(code, f"internal error in {method}")
+            finally:
+                self._record(method, code, started)
+
+        return stream
+
+
+@dataclass
+class GrpcServer:
+    """A bound gRPC server plus its health servicer."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service_names: list[str] = field(default_factory=list)
+    metrics_port: int = 0
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in [*self.service_names, ""]:
+            await self.health.set(name, status)
+
+
+def build_server(
+    settings: ServerSettings,
+    service_label: str,
+    register: Callable[[grpc.aio.Server], Iterable[str]],
+) -> GrpcServer:
+    """Create the server, register the service (`register` returns full service names), bind the port.
+
+    Must be called inside a running event loop. Health starts NOT_SERVING for every service.
+    """
+    interceptors: list[grpc.aio.ServerInterceptor] = [ErrorAndMetricsInterceptor(service_label)]
+    if settings.token:
+        interceptors.insert(0, BearerTokenInterceptor(settings.token))
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    service_names = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(settings.address)
+    if port == 0:
+        raise RuntimeError(f"could not bind {settings.address}")
+    return GrpcServer(server=server, port=port, health=health_servicer, service_names=service_names)
+
+
+async def serve_until_signal(
+    grpc_server: GrpcServer,
+    settings: ServerSettings,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Start, run `on_start` (which marks the service ready), wait for SIGTERM/SIGINT, stop gracefully."""
+    grpc_server.metrics_port = start_metrics_endpoint(settings.metrics_port, settings.host)
+    await grpc_server.set_serving(False)
+    await grpc_server.server.start()
+    log.info("gRPC listening on %s:%d", settings.host, grpc_server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if on_start is not None:
+            await on_start()
+        await stop.wait()
+        log.info("shutting down: NOT_SERVING, %.1fs grace for in-flight calls", settings.grace_s)
+    finally:
+        await grpc_server.set_serving(False)
+        await grpc_server.server.stop(settings.grace_s)
+        if on_stop is not None:
+            await on_stop()
