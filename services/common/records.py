@@ -125,3 +125,25 @@ def read_documents_jsonl(path: Path) -> Iterator[CorpusDocument]:
                     yield CorpusDocument.from_json_line(line)
                 except json_format.ParseError as exc:
                     raise ValueError(f"{path}:{number}: not a Document: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A document an answer was grounded on (the domain form of `jenkins_assistant.v1.Source`)."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+    score: float = 0.0
+    license: str = ""
+
+    def to_pb(self) -> common_pb2.Source:
+        return common_pb2.Source(
+            url=self.url, title=self.title, snippet=self.snippet, score=self.score, license=self.license
+        )
+
+    @classmethod
+    def from_pb(cls, source: common_pb2.Source) -> SourceRef:
+        return cls(
+            url=source.url, title=source.title, snippet=source.snippet, score=source.score, license=source.license
+        )

@@ -1,0 +1,1 @@
+"""Memory service: per-session conversation history on Redis (last k exchanges, TTL, owner isolation)."""

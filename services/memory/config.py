@@ -1,0 +1,35 @@
+"""Memory service settings (environment variables prefixed MEMORY_; REDIS_URL is also accepted)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from jenkins_assistant.common.config import ServerSettings
+
+
+class MemorySettings(ServerSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMORY_", extra="ignore", populate_by_name=True)
+
+    port: int = Field(50061, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("MEMORY_REDIS_URL", "REDIS_URL", "redis_url"),
+        description="Redis holding the histories (MEMORY_REDIS_URL or REDIS_URL).",
+    )
+    key_prefix: str = Field("jenkins-assistant:memory", min_length=1, description="Namespace of the Redis keys.")
+    default_k: int = Field(5, ge=1, le=1000, description="Exchanges GetHistory returns when the request says 0.")
+    max_turns: int = Field(50, ge=1, le=10_000, description="Exchanges kept per session; older ones are dropped.")
+    ttl_s: int = Field(24 * 3600, ge=1, description="Seconds a session lives after its last write.")
+    max_text_chars: int = Field(32_000, ge=1, description="Longest user or assistant text accepted.")
+    max_sources: int = Field(20, ge=0, description="Most sources stored with one answer.")
+    redis_timeout_s: float = Field(2.0, gt=0, description="Socket connect/read timeout towards Redis.")
+    redis_check_interval_s: float = Field(
+        1.0, gt=0, description="How often health re-checks Redis (NOT_SERVING while it is down)."
+    )
+
+    @model_validator(mode="after")
+    def _window_fits_cap(self) -> MemorySettings:
+        if self.default_k > self.max_turns:
+            raise ValueError(f"default_k ({self.default_k}) exceeds max_turns ({self.max_turns})")
+        return self

@@ -1,0 +1,56 @@
+"""gRPC transport of the memory service: protobuf <-> domain objects, nothing else."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.memory.core import MemoryStore, Turn
+from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
+
+
+def _seconds(ts: Timestamp, present: bool) -> float:
+    return ts.seconds + ts.nanos / 1e9 if present else 0.0
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def turn_from_pb(turn: memory_pb2.Turn) -> Turn:
+    return Turn(
+        user_text=turn.user_text,
+        assistant_text=turn.assistant_text,
+        sources=[SourceRef.from_pb(s) for s in turn.sources],
+        asked_at=_seconds(turn.asked_at, turn.HasField("asked_at")),
+        answered_at=_seconds(turn.answered_at, turn.HasField("answered_at")),
+    )
+
+
+def turn_to_pb(turn: Turn) -> memory_pb2.Turn:
+    return memory_pb2.Turn(
+        user_text=turn.user_text,
+        assistant_text=turn.assistant_text,
+        sources=[s.to_pb() for s in turn.sources],
+        asked_at=_timestamp(turn.asked_at),
+        answered_at=_timestamp(turn.answered_at),
+    )
+
+
+class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def AppendTurn(self, request, context):
+        stored, ttl_s = await self.store.append_turn(request.owner, request.session_id, turn_from_pb(request.turn))
+        return memory_pb2.AppendTurnResponse(stored_turns=stored, ttl_s=ttl_s)
+
+    async def GetHistory(self, request, context):
+        turns, stored = await self.store.get_history(request.owner, request.session_id, request.k)
+        return memory_pb2.GetHistoryResponse(turns=[turn_to_pb(t) for t in turns], stored_turns=stored)
+
+    async def ClearSession(self, request, context):
+        deleted = await self.store.clear(request.owner, request.session_id)
+        return memory_pb2.ClearSessionResponse(deleted_turns=deleted)

@@ -1,0 +1,39 @@
+"""Memory service fixtures: a factory that starts the real service process with chosen settings."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+
+from tests.conftest import ServiceProcess, free_port
+from jenkins_assistant.v1 import memory_pb2_grpc
+
+
+@pytest.fixture
+def start_memory(redis_url: str) -> Iterator[Callable[..., ServiceProcess]]:
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> ServiceProcess:
+        port = free_port()
+        service = ServiceProcess(
+            args=[sys.executable, "-m", "jenkins_assistant.memory.server"],
+            env={"MEMORY_PORT": str(port), "MEMORY_HOST": "127.0.0.1", "REDIS_URL": redis_url,
+                 "MEMORY_REDIS_CHECK_INTERVAL_S": "0.2", **env},
+            port=port,
+        )
+        service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def memory_stub(memory_service) -> Iterator[memory_pb2_grpc.MemoryServiceStub]:
+    with grpc.insecure_channel(memory_service.target) as channel:
+        yield memory_pb2_grpc.MemoryServiceStub(channel)
