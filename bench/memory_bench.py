@@ -30,6 +30,7 @@ import grpc
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from jenkins_assistant.common.healthcheck import wait_until_serving
 from jenkins_assistant.memory.config import MemorySettings
 from jenkins_assistant.memory.core import APPEND_SCRIPT, MemoryStore, Turn
 from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
@@ -39,20 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_serving(target: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"memory service at {target} not SERVING")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -131,7 +118,8 @@ def main() -> None:
             env={**os.environ, "MEMORY_PORT": str(port), "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
                  "MEMORY_LOG_LEVEL": "WARNING"}))
         target = f"127.0.0.1:{port}"
-        wait_serving(target)
+        if not wait_until_serving(target, 30):
+            raise RuntimeError(f"memory service at {target} not SERVING")
 
         settings = MemorySettings(redis_url=redis_url)
         keys = MemoryStore.__new__(MemoryStore)
