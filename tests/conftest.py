@@ -106,23 +106,15 @@ class ServiceProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60) -> None:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        from jenkins_assistant.common.healthcheck import wait_until_serving
 
         self.process = subprocess.Popen(self.args, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.args} exited with {self.process.returncode}")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.1)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.args} exited with {self.process.returncode}")
+            if wait_until_serving(self.target, 1.0):
+                return
         self.stop()
         raise RuntimeError(f"{self.args} did not become SERVING within {timeout_s}s")
 
