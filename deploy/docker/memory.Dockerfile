@@ -14,5 +14,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[memory]" && rm -rf /wheels
 USER 10001
 ENV MEMORY_HOST=0.0.0.0 MEMORY_PORT=50061 MEMORY_METRICS_PORT=9461
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s \
+  CMD ["python", "-m", "jenkins_assistant.common.healthcheck", "127.0.0.1:50061", "--timeout", "3"]
 EXPOSE 50061 9461
 ENTRYPOINT ["jenkins-assistant-memory"]

@@ -15,5 +15,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[scraper]" && rm -rf /wheels
 USER 10001
 ENV SCRAPER_HOST=0.0.0.0 SCRAPER_PORT=50071 SCRAPER_METRICS_PORT=9471
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s \
+  CMD ["python", "-m", "jenkins_assistant.common.healthcheck", "127.0.0.1:50071", "--timeout", "3"]
 EXPOSE 50071 9471
 ENTRYPOINT ["python", "-m", "jenkins_assistant.scraper.server"]
