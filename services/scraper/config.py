@@ -42,6 +42,9 @@ class ScrapeSettings(BaseSettings):
     discourse_max_pages: int = Field(50, ge=1, le=10_000, description="Topic list pages per category, at most.")
     discourse_api_key: SecretStr | None = Field(None, description="Optional Api-Key header (read-only key).")
     discourse_api_username: str | None = Field(None, description="Api-Username sent with the API key.")
+    discourse_license: str = Field(
+        "NOASSERTION", description="Licence recorded for forum posts (set it from the forum's terms of service)."
+    )
 
     # ---- StackExchange
     stackexchange_url: str = Field("https://api.stackexchange.com/2.3", description="StackExchange API base URL.")
@@ -54,6 +57,7 @@ class ScrapeSettings(BaseSettings):
 
     # ---- Q&A files (Data Explorer CSV exports, curated CSVs)
     qa_csv_files: list[Path] = Field(default_factory=list, description="Q&A CSV files to import.")
+    qa_csv_license: str = Field("NOASSERTION", description="Licence of plain question/answer CSV rows.")
 
     # ---- HTTP politeness
     user_agent: str = Field(DEFAULT_USER_AGENT, description="User-Agent of every request.")
