@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from datasketch import MinHash, MinHashLSH
-
 from jenkins_assistant.scraper.html_clean import has_code, tidy_markdown
 from jenkins_assistant.scraper.qa import QARow
 
 DROP_REASONS = ("empty", "too_long", "non_english", "contains_code", "duplicate_exact", "duplicate_near")
 NUM_PERM = 128
-FENCED = re.compile(r"```.*?```", re.S)
+FENCED = re.compile(r"```.*?```", re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
 URL = re.compile(r"https?://\S+")
