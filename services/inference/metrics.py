@@ -1,0 +1,29 @@
+"""Prometheus metrics of the inference service (the gRPC call counters come from the common interceptor)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TIME_TO_FIRST_TOKEN = Histogram(
+    "jenkins_assistant_inference_time_to_first_token_seconds",
+    "From receiving a chat to sending its first answer text (queue, memory, retrieval and prompt included).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+TOKENS_PER_SECOND = Histogram(
+    "jenkins_assistant_inference_tokens_per_second",
+    "Decode speed of each answer (generated tokens after the first / seconds).",
+    buckets=(1, 2, 5, 10, 20, 40, 60, 80, 120, 200, 400),
+)
+RETRIEVAL_LATENCY = Histogram(
+    "jenkins_assistant_inference_retrieval_seconds",
+    "Embedding the question and searching the index.",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1),
+)
+QUEUE_DEPTH = Gauge("jenkins_assistant_inference_queue_depth", "Chats waiting for a generation slot.")
+ACTIVE_SLOTS = Gauge("jenkins_assistant_inference_active_slots", "Generation slots in use.")
+COMPLETION_TOKENS = Counter("jenkins_assistant_inference_completion_tokens_total", "Tokens generated.")
+ANSWERS = Counter("jenkins_assistant_inference_answers_total", "Answers by finish reason.", ["finish_reason"])
+MEMORY_FAILURES = Counter(
+    "jenkins_assistant_inference_memory_failures_total", "Memory service calls that failed.", ["operation"]
+)
+FEEDBACK = Counter("jenkins_assistant_inference_feedback_total", "Answer ratings received.", ["rating"])

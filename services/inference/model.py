@@ -1,0 +1,216 @@
+"""The chat model: one llama.cpp context per slot over one memory-mapped GGUF.
+
+A llama.cpp context is not thread-safe, so each slot owns its own `Llama` (the weights are mmapped
+once by the OS and shared; each slot adds only its KV cache). Slots take turns on the CPU through a
+FIFO gate per token (`FairGate`), so N answers progress evenly instead of first-come-first-served,
+and no more threads compute at once than the cores given to generation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jenkins_assistant.common.errors import InvalidInput
+from jenkins_assistant.inference.config import InferenceSettings
+from jenkins_assistant.inference.model_source import ResolvedModel
+from jenkins_assistant.inference.templates import FormattedPrompt, Message, PromptFormatter, make_formatter
+
+log = logging.getLogger(__name__)
+
+
+class FairGate:
+    """A counting semaphore that hands permits out strictly first-come-first-served.
+
+    threading.Semaphore lets the releasing thread take the permit straight back (it still holds the
+    GIL), which starves the others; here a released permit goes to the longest waiter.
+    """
+
+    def __init__(self, permits: int) -> None:
+        self._lock = threading.Lock()
+        self._permits = permits
+        self._waiters: deque[threading.Event] = deque()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._permits > 0 and not self._waiters:
+                self._permits -= 1
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._permits += 1
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    repeat_penalty: float
+    stop: list[str]
+    seed: int | None = None
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token_s: float
+    generation_s: float
+
+
+class _TokenCounter:
+    """A llama.cpp logits processor that only counts sampling steps (= generated tokens)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, input_ids, scores):
+        self.count += 1
+        return scores
+
+
+class ModelSlot:
+    """One llama.cpp context; used by one answer at a time (the SlotPool guarantees it)."""
+
+    def __init__(self, index: int, llama, gate: FairGate) -> None:
+        self.index = index
+        self.llama = llama
+        self._gate = gate
+
+    def generate(
+        self,
+        prompt_tokens: list[int],
+        params: SamplingParams,
+        on_text: Callable[[str], None],
+        cancelled: threading.Event,
+    ) -> GenerationResult:
+        """Generate in the calling (worker) thread, calling on_text per delta; stops at the next token once
+        `cancelled` is set."""
+        from llama_cpp import LogitsProcessorList
+
+        counter = _TokenCounter()
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        pieces: list[str] = []
+        finish_reason = "stop"
+        stream = self.llama.create_completion(
+            prompt_tokens,
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            repeat_penalty=params.repeat_penalty,
+            stop=params.stop,
+            seed=params.seed,
+            stream=True,
+            logits_processor=LogitsProcessorList([counter]),
+        )
+        try:
+            while True:
+                if cancelled.is_set():
+                    finish_reason = "cancelled"
+                    break
+                self._gate.acquire()
+                try:
+                    chunk = next(stream, None)
+                finally:
+                    self._gate.release()
+                if chunk is None:
+                    break
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                    pieces.append(choice["text"])
+                    on_text(choice["text"])
+                if choice.get("finish_reason"):
+                    finish_reason = choice["finish_reason"]
+        finally:
+            stream.close()
+        ended = time.perf_counter()
+        first = first_token_at if first_token_at is not None else ended
+        return GenerationResult(
+            text="".join(pieces),
+            finish_reason=finish_reason,
+            prompt_tokens=len(prompt_tokens),
+            completion_tokens=counter.count,
+            time_to_first_token_s=first - started,
+            generation_s=ended - started,
+        )
+
+    def complete(self, prompt_tokens: list[int], params: SamplingParams) -> GenerationResult:
+        return self.generate(prompt_tokens, params, lambda _text: None, threading.Event())
+
+
+class ChatModel:
+    """The loaded model: its slots, prompt format and tokenizer."""
+
+    def __init__(self, settings: InferenceSettings, resolved: ResolvedModel) -> None:
+        from llama_cpp import Llama
+
+        self.settings = settings
+        self.resolved = resolved
+        threads = settings.slot_threads
+        self.gate = FairGate(settings.decode_permits)
+        self.slots: list[ModelSlot] = []
+        started = time.perf_counter()
+        for index in range(settings.parallel_slots):
+            llama = Llama(
+                model_path=str(resolved.path),
+                n_ctx=settings.n_ctx,
+                n_batch=settings.n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+            self.slots.append(ModelSlot(index, llama, self.gate))
+        first = self.slots[0].llama
+        self.metadata: dict[str, str] = dict(first.metadata)
+        self.n_ctx = first.n_ctx()
+        bos = first.detokenize([first.token_bos()], special=True).decode("utf-8", "ignore") if first.token_bos() >= 0 else ""
+        eos = first.detokenize([first.token_eos()], special=True).decode("utf-8", "ignore") if first.token_eos() >= 0 else ""
+        adds_bos = self.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
+        self.formatter: PromptFormatter = make_formatter(
+            settings.chat_template, resolved.manifest_template, self.metadata, bos, eos, adds_bos
+        )
+        self.name = resolved.name or self.metadata.get("general.name") or Path(resolved.path).stem
+        log.info("model %s from %s: %d slots x %d threads, %d computing at once, n_ctx=%d, template=%s (%.1fs)",
+                 self.name, resolved.source, len(self.slots), threads, settings.decode_permits, self.n_ctx,
+                 self.formatter.name, time.perf_counter() - started)
+
+    def format(self, messages: list[Message]) -> FormattedPrompt:
+        return self.formatter.format(messages)
+
+    def tokenize(self, text: str) -> list[int]:
+        # The tokenizer is read-only state shared by contexts; slot 0's is as good as any.
+        return self.slots[0].llama.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+
+    def fit(self, prompt_tokens: list[int], max_tokens: int) -> int:
+        """max_tokens reduced to what the context window leaves; InvalidInput when nothing is left."""
+        room = self.n_ctx - len(prompt_tokens)
+        if room < 16:
+            raise InvalidInput(f"the question and history take {len(prompt_tokens)} tokens of a {self.n_ctx}-token window")
+        return min(max_tokens, room)
+
+    def probe(self) -> bool:
+        """Health probe: a trivial real call into the model."""
+        return len(self.tokenize("Jenkins")) > 0
+
+    def close(self) -> None:
+        for slot in self.slots:
+            slot.llama.close()
+        self.slots.clear()

@@ -1,0 +1,132 @@
+"""The on-disk retrieval index and searching it.
+
+Layout of an index directory:
+    manifest.json    corpus hash, embedding model, chunk settings, per-document content hashes
+    chunks.jsonl     one Chunk per line (text, title, public URL, licence), row i = vector i
+    embeddings.npy   float32 [chunks, dim] unit vectors (kept so a rebuild re-embeds only changed documents)
+    index.faiss      exact inner-product index over the embeddings (= cosine similarity)
+    bm25/            bm25s keyword index over the same chunks (hybrid retrieval)
+
+Dense and keyword rankings are fused by reciprocal rank fusion: keyword matching rescues exact
+Jenkins terms (plugin ids, step names, CLI flags) that a 384-dimension sentence embedding blurs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jenkins_assistant.common.errors import FailedPrecondition
+from jenkins_assistant.inference.retrieval.chunking import Chunk
+from jenkins_assistant.inference.retrieval.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+EMBEDDINGS = "embeddings.npy"
+FAISS_INDEX = "index.faiss"
+BM25_DIR = "bm25"
+# Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very first ranks.
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float
+
+
+def bm25_tokens(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    path = Path(index_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_chunks(index_dir: Path) -> list[Chunk]:
+    with open(Path(index_dir) / CHUNKS, encoding="utf-8") as lines:
+        return [Chunk(**json.loads(line)) for line in lines if line.strip()]
+
+
+class RetrievalIndex:
+    def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool) -> None:
+        import faiss
+
+        index_dir = Path(index_dir)
+        self.manifest = read_manifest(index_dir)
+        if self.manifest is None:
+            raise FailedPrecondition(f"no retrieval index in {index_dir} (build it with jenkins-assistant-index)")
+        if self.manifest.get("format_version") != INDEX_FORMAT_VERSION:
+            raise FailedPrecondition(f"{index_dir}: index format {self.manifest.get('format_version')}, "
+                                     f"expected {INDEX_FORMAT_VERSION}; rebuild it")
+        # Both embedding backends compute the same model; a different model would make the vectors noise.
+        if self.manifest["embedding_model"] != embedder.name or self.manifest["dim"] != embedder.dim:
+            raise FailedPrecondition(
+                f"{index_dir} was built with {self.manifest['embedding_model']} ({self.manifest['dim']}d) but the "
+                f"server embeds with {embedder.name} ({embedder.dim}d)"
+            )
+        faiss.omp_set_num_threads(faiss_threads)
+        self._faiss = faiss.read_index(str(index_dir / FAISS_INDEX))
+        self.chunks = read_chunks(index_dir)
+        if self._faiss.ntotal != len(self.chunks):
+            raise FailedPrecondition(f"{index_dir}: {self._faiss.ntotal} vectors for {len(self.chunks)} chunks")
+        self._embedder = embedder
+        self._bm25 = None
+        if hybrid:
+            import bm25s
+
+            if not (index_dir / BM25_DIR).is_dir():
+                raise FailedPrecondition(f"{index_dir} has no bm25 index; rebuild it or set INFERENCE_HYBRID=false")
+            self._bm25 = bm25s.BM25.load(str(index_dir / BM25_DIR))
+        log.info("retrieval index %s: %d chunks of %d documents, %s%s", index_dir, len(self.chunks),
+                 self.manifest["documents"], embedder.name, " + BM25" if self._bm25 else "")
+
+    @property
+    def hybrid(self) -> bool:
+        return self._bm25 is not None
+
+    def _dense(self, query: str, depth: int) -> list[tuple[int, float]]:
+        vector = self._embedder.embed([query])
+        scores, ids = self._faiss.search(vector, depth)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def _keyword(self, query: str, depth: int) -> list[int]:
+        tokens = bm25_tokens([query])
+        if not tokens[0]:
+            return []
+        ids, _scores = self._bm25.retrieve(tokens, k=depth, show_progress=False, n_threads=1)
+        return [int(i) for i in ids[0]]
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        """The k best chunks, best first. Scores: cosine similarity (dense) or fused RRF score (hybrid)."""
+        depth = min(len(self.chunks), max(k * 5, 50) if self._bm25 else k)
+        if depth == 0:
+            return []
+        dense = self._dense(query, depth)
+        if self._bm25 is None:
+            return [Hit(self.chunks[i], score) for i, score in dense[:k]]
+        fused: dict[int, float] = {}
+        for rank, (i, _score) in enumerate(dense):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        for rank, i in enumerate(self._keyword(query, depth)):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
+        return [Hit(self.chunks[i], score) for i, score in best]
+
+    def timed_search(self, query: str, k: int) -> tuple[list[Hit], float]:
+        started = time.perf_counter()
+        hits = self.search(query, k)
+        return hits, (time.perf_counter() - started) * 1000

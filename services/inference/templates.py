@@ -1,0 +1,102 @@
+"""Chat templates: messages -> prompt text for the served model.
+
+The template comes from the model where it has one (GGUF `tokenizer.chat_template`, rendered with
+llama-cpp-python's Jinja2 formatter as Transformers would); Llama-2's `[INST] <<SYS>>` format is written
+out explicitly because the Llama-2 chat GGUFs carry no template; ChatML is the fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jenkins_assistant.inference.config import ChatTemplate
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+
+@dataclass(frozen=True)
+class FormattedPrompt:
+    text: str
+    # Sequences that end an answer in this format (the model's own turn markers).
+    stop: list[str] = field(default_factory=list)
+
+
+class PromptFormatter(Protocol):
+    name: str
+
+    def format(self, messages: list[Message]) -> FormattedPrompt: ...
+
+
+class Llama2Formatter:
+    """`[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {answer} </s><s>[INST] {user} [/INST]`.
+
+    The leading <s> is left out: the tokenizer adds BOS itself (Llama-2 GGUFs set add_bos_token).
+    """
+
+    name = ChatTemplate.LLAMA2.value
+
+    def format(self, messages: list[Message]) -> FormattedPrompt:
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        turns = [m for m in messages if m["role"] != "system"]
+        parts: list[str] = []
+        pending_system = f"<<SYS>>\n{system}\n<</SYS>>\n\n" if system else ""
+        for message in turns:
+            if message["role"] == "user":
+                opener = "" if not parts else "<s>"
+                parts.append(f"{opener}[INST] {pending_system}{message['content'].strip()} [/INST]")
+                pending_system = ""
+            else:
+                parts.append(f" {message['content'].strip()} </s>")
+        return FormattedPrompt(text="".join(parts), stop=["</s>", "[INST]", "[/INST]"])
+
+
+class ChatMLFormatter:
+    name = ChatTemplate.CHATML.value
+
+    def format(self, messages: list[Message]) -> FormattedPrompt:
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        return FormattedPrompt(text=text + "<|im_start|>assistant\n", stop=["<|im_end|>", "<|im_start|>"])
+
+
+class GGUFTemplateFormatter:
+    """The Jinja chat template stored in the model file."""
+
+    name = ChatTemplate.GGUF.value
+
+    def __init__(self, template: str, bos_token: str, eos_token: str, adds_bos: bool) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._jinja = Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token)
+        self._bos = bos_token
+        self._eos = eos_token
+        self._adds_bos = adds_bos
+        # Turn markers of common templates, when this template uses them, are stop sequences too.
+        self._stop = [marker for marker in ("<|im_end|>", "<|im_start|>", "<|eot_id|>", "<|end|>", "</s>", "[INST]")
+                      if marker in template]
+        if eos_token and eos_token not in self._stop:
+            self._stop.append(eos_token)
+
+    def format(self, messages: list[Message]) -> FormattedPrompt:
+        text = self._jinja(messages=messages).prompt
+        if self._adds_bos and self._bos and text.startswith(self._bos):
+            text = text[len(self._bos):]  # the tokenizer adds BOS; do not send it twice
+        return FormattedPrompt(text=text, stop=list(self._stop))
+
+
+def make_formatter(
+    wanted: ChatTemplate, manifest_template: ChatTemplate, metadata: dict[str, str],
+    bos_token: str, eos_token: str, adds_bos: bool,
+) -> PromptFormatter:
+    """Pick the formatter: explicit setting, else the published model's manifest, else GGUF metadata, else ChatML."""
+    choice = wanted if wanted is not ChatTemplate.AUTO else manifest_template
+    template = metadata.get("tokenizer.chat_template", "")
+    if choice is ChatTemplate.AUTO:
+        choice = ChatTemplate.GGUF if template else ChatTemplate.CHATML
+    if choice is ChatTemplate.GGUF:
+        if not template:
+            raise ValueError("chat_template=gguf but the model file has no tokenizer.chat_template")
+        return GGUFTemplateFormatter(template, bos_token, eos_token, adds_bos)
+    if choice is ChatTemplate.LLAMA2:
+        return Llama2Formatter()
+    return ChatMLFormatter()

@@ -1,0 +1,101 @@
+"""Fixtures of the inference tests: the real full-corpus index, the real SmolLM2 model, the memory service and
+the inference service as processes, all on loopback."""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
+from tests.conftest import REPO_ROOT, ServiceProcess, free_port
+
+# The full docs + blog + plugin-docs index. CI builds it once before the tests (see the report / .ci/run):
+#   jenkins-assistant-index build --shared-data ../shared/data --out var/index --threads 2
+# The fixture rebuilds it incrementally when the corpus changed (nothing to do when it is current).
+FULL_INDEX_DIR = Path(os.environ.get("INFERENCE_TEST_INDEX_DIR", REPO_ROOT / "var" / "index"))
+TEST_TOKEN = "inference-test-token"
+
+
+@pytest.fixture(scope="session")
+def full_index(shared_data: Path) -> Path:
+    from jenkins_assistant.inference.index_cli import shared_data_documents
+    from jenkins_assistant.inference.retrieval.builder import build_index
+    from jenkins_assistant.inference.retrieval.embeddings import load_embedder
+
+    settings = RetrievalSettings(index_dir=str(FULL_INDEX_DIR), embedding_threads=2, hybrid=True)
+    build_index(shared_data_documents(shared_data), FULL_INDEX_DIR, settings, load_embedder(settings))
+    return FULL_INDEX_DIR
+
+
+@pytest.fixture(scope="session")
+def memory_process(redis_server) -> Iterator[ServiceProcess]:
+    """The memory service for the whole inference session (tests may stop and restart it)."""
+    port = free_port()
+    service = ServiceProcess(
+        args=[sys.executable, "-m", "jenkins_assistant.memory.server"],
+        env={"MEMORY_PORT": str(port), "REDIS_URL": redis_server.url, "MEMORY_HOST": "127.0.0.1"},
+        port=port,
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def inference_process(full_index: Path, memory_process: ServiceProcess) -> Iterator[ServiceProcess]:
+    """The inference service as in production, small settings: one slot and a one-chat queue, so queueing,
+    overflow and slot release are observable; short answers keep the suite quick on 2 cores."""
+    port, metrics_port = free_port(), free_port()
+    env = {
+        "INFERENCE_HOST": "127.0.0.1",
+        "INFERENCE_PORT": str(port),
+        "INFERENCE_METRICS_PORT": str(metrics_port),
+        "INFERENCE_AUTH_TOKEN": TEST_TOKEN,
+        "INFERENCE_INDEX_DIR": str(full_index),
+        "INFERENCE_MEMORY_TARGET": memory_process.target,
+        "INFERENCE_PARALLEL_SLOTS": "1",
+        "INFERENCE_MAX_QUEUE": "1",
+        "INFERENCE_N_THREADS": "2",
+        "INFERENCE_N_CTX": "2048",
+        "INFERENCE_RETRIEVAL_K": "3",
+        "INFERENCE_DEFAULT_MAX_TOKENS": "48",
+        "INFERENCE_GRACE_S": "1",
+    }
+    service = ServiceProcess(args=[sys.executable, "-m", "jenkins_assistant.inference.server"], env=env, port=port)
+    service.metrics_port = metrics_port  # type: ignore[attr-defined]
+    service.start(timeout_s=180)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def channel(inference_process: ServiceProcess) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(inference_process.target) as ch:
+        yield ch
+
+
+@pytest.fixture
+def auth() -> tuple[tuple[str, str], ...]:
+    return bearer_metadata(TEST_TOKEN)
+
+
+def scrape_metric(process: ServiceProcess, name: str, labels: str = "") -> float:
+    """A sample of the service's Prometheus endpoint (0 when absent)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=5).read().decode()
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.fixture(scope="session")
+def smollm2_settings() -> InferenceSettings:
+    return InferenceSettings(parallel_slots=1, n_threads=2, n_ctx=2048, require_index=False)
