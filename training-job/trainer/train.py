@@ -1,0 +1,163 @@
+"""SFT with trl's SFTTrainer + peft LoRA: periodic validation, early stopping, best checkpoint kept, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
+
+from .config import DataArguments, ModelArguments, TrainArguments
+from .modeling import TrainingMode, lora_config
+
+log = logging.getLogger(__name__)
+
+BASELINE_FILE = "heldout_baseline.json"  # held-out loss of the untouched base, kept across Job restarts
+
+
+@dataclass
+class TrainingResult:
+    trainer: SFTTrainer
+    heldout_loss_before: float
+    heldout_loss_after: float
+    best_step: int
+    best_checkpoint: str | None
+    global_step: int
+    resumed_from: str | None
+    stopped_early: bool
+    train_runtime_s: float
+    train_tokens: int  # non-padding tokens the model was trained on in this process
+    train_curve: list[dict] = field(default_factory=list)  # [{"step", "loss"}]
+    val_curve: list[dict] = field(default_factory=list)  # [{"step", "eval_loss"}]
+
+
+def sft_config(train_args: TrainArguments, data_args: DataArguments, mode: TrainingMode) -> SFTConfig:
+    on_cuda = mode.device == "cuda"
+    optim = train_args.optim
+    if not on_cuda and optim.startswith("paged_"):
+        optim = "adamw_torch"  # paged optimizers live in bitsandbytes' CUDA code
+    return SFTConfig(
+        output_dir=train_args.output_dir,
+        num_train_epochs=train_args.num_train_epochs,
+        max_steps=train_args.max_steps,
+        per_device_train_batch_size=train_args.per_device_train_batch_size,
+        per_device_eval_batch_size=train_args.per_device_eval_batch_size,
+        gradient_accumulation_steps=train_args.gradient_accumulation_steps,
+        gradient_checkpointing=train_args.gradient_checkpointing and mode.name == "qlora",
+        optim=optim,
+        learning_rate=train_args.learning_rate,
+        weight_decay=train_args.weight_decay,
+        max_grad_norm=train_args.max_grad_norm,
+        warmup_steps=train_args.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        lr_scheduler_type=train_args.lr_scheduler_type,
+        train_sampling_strategy="group_by_length" if train_args.group_by_length else "random",
+        logging_steps=train_args.logging_steps,
+        eval_strategy="steps",
+        eval_steps=train_args.save_steps,  # equal to save_steps so every checkpoint has a validation loss
+        save_strategy="steps",
+        save_steps=train_args.save_steps,
+        save_total_limit=train_args.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        report_to=[r for r in train_args.report_to if r != "none"],
+        seed=train_args.seed,
+        bf16=mode.bf16,
+        fp16=mode.fp16,
+        use_cpu=not on_cuda,
+        max_length=data_args.max_length,
+        completion_only_loss=True,  # loss on the answer tokens only
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+
+
+def _curves(log_history: list[dict]) -> tuple[list[dict], list[dict]]:
+    train = [{"step": e["step"], "loss": e["loss"]} for e in log_history if "loss" in e and "step" in e]
+    val = [{"step": e["step"], "eval_loss": e["eval_loss"]} for e in log_history if "eval_loss" in e]
+    return train, val
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    match = re.search(r"checkpoint-(\d+)$", checkpoint or "")
+    return int(match.group(1)) if match else None
+
+
+def run_training(
+    model,
+    tokenizer,
+    train_records: list[dict],
+    eval_records: list[dict],
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    train_args: TrainArguments,
+    mode: TrainingMode,
+    callbacks: list[TrainerCallback] | None = None,
+) -> TrainingResult:
+    output_dir = Path(train_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    args = sft_config(train_args, data_args, mode)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_records),
+        eval_dataset=Dataset.from_list(eval_records),
+        processing_class=tokenizer,
+        peft_config=lora_config(model_args),
+        callbacks=[
+            EarlyStoppingCallback(train_args.early_stopping_patience, train_args.early_stopping_threshold),
+            *(callbacks or []),
+        ],
+    )
+    if mode.name == "lora" and mode.device == "cpu":
+        trainer.model.print_trainable_parameters()
+
+    resumed_from = get_last_checkpoint(str(output_dir)) if train_args.resume == "auto" and output_dir.is_dir() else None
+    baseline_path = output_dir / BASELINE_FILE
+    if resumed_from and baseline_path.is_file():
+        before = json.loads(baseline_path.read_text())["eval_loss"]
+    else:
+        # LoRA's B matrices start at zero, so the fresh adapter model *is* the base model here.
+        before = trainer.evaluate(metric_key_prefix="eval")["eval_loss"]
+        baseline_path.write_text(json.dumps({"eval_loss": before}))
+    log.info("held-out loss of the base model: %.4f", before)
+
+    if resumed_from:
+        log.info("resuming from %s (restarted Job)", resumed_from)
+    started = time.perf_counter()
+    tokens_before = trainer.state.num_input_tokens_seen
+    trainer.train(resume_from_checkpoint=resumed_from)
+    runtime = time.perf_counter() - started
+    tokens = int(trainer.state.num_input_tokens_seen - (tokens_before or 0))
+
+    state = trainer.state
+    max_steps = state.max_steps
+    best_checkpoint = state.best_model_checkpoint
+    # load_best_model_at_end has put the best checkpoint's adapter back; evaluate what will be exported.
+    after = trainer.evaluate(metric_key_prefix="eval")["eval_loss"]
+    train_curve, val_curve = _curves(state.log_history[:-1])  # the last entry is the post-training evaluate()
+    best_step = _step_of(best_checkpoint) or state.global_step
+    stopped_early = state.global_step < max_steps
+    log.info("training done: step %d/%d%s, best step %d, held-out loss %.4f -> %.4f",
+             state.global_step, max_steps, " (early stop)" if stopped_early else "", best_step, before, after)
+    return TrainingResult(
+        trainer=trainer,
+        heldout_loss_before=before,
+        heldout_loss_after=after,
+        best_step=best_step,
+        best_checkpoint=best_checkpoint,
+        global_step=state.global_step,
+        resumed_from=resumed_from,
+        stopped_early=stopped_early,
+        train_runtime_s=runtime,
+        train_tokens=tokens,
+        train_curve=train_curve,
+        val_curve=val_curve,
+    )
