@@ -3,8 +3,8 @@
 Order of the checks (a row is counted once, under the first reason that applies):
   empty -> too_long -> non_english -> contains_code (text-only mode) -> duplicate_exact -> duplicate_near
 Rows are considered best first (higher score, then id), so the copy kept of a duplicate is the
-best-scored one. Near duplicates are found with MinHash LSH (datasketch) over word 3-gram
-shingles of the question, then confirmed with the exact Jaccard similarity of the shingle sets.
+best-scored one. Near duplicates are found with MinHash LSH (datasketch) over character
+5-gram shingles of the question, then confirmed with the exact Jaccard similarity of the shingle sets.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from jenkins_assistant.scraper.qa import QARow
 
 DROP_REASONS = ("empty", "too_long", "non_english", "contains_code", "duplicate_exact", "duplicate_near")
 NUM_PERM = 128
+NEAR_DUPLICATE_MIN_WORDS = 20
 FENCED = re.compile(r"```.*?```", re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
@@ -71,11 +72,12 @@ def normalise_question(text: str) -> str:
     return " ".join(prose(text).lower().translate(PUNCTUATION).split())
 
 
-def shingles(text: str, size: int = 3) -> set[str]:
-    words = normalise_question(text).split()
-    if len(words) < size:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+def shingles(text: str, size: int = 5) -> set[str]:
+    """Character n-grams of the normalised question: robust to a changed word in short questions."""
+    normal = normalise_question(text)
+    if len(normal) < size:
+        return {normal} if normal else set()
+    return {normal[i : i + size] for i in range(len(normal) - size + 1)}
 
 
 def jaccard(left: set[str], right: set[str]) -> float:
@@ -95,7 +97,9 @@ def clean_qa_rows(
     result = CleanResult(kept=[])
     seen_exact: set[str] = set()
     kept_ids: set[str] = set()
-    lsh = MinHashLSH(threshold=near_duplicate_threshold, num_perm=NUM_PERM)
+    # The LSH only proposes candidates; a lower bar than the real one keeps it from missing pairs
+    # just above the threshold, and the exact Jaccard check below makes the decision.
+    lsh = MinHashLSH(threshold=max(0.05, near_duplicate_threshold - 0.2), num_perm=NUM_PERM)
     kept_shingles: dict[str, set[str]] = {}
     ordered = sorted(rows, key=lambda row: (-int(row.score), row.id))
     for row in ordered:
@@ -117,7 +121,9 @@ def clean_qa_rows(
         if exact_key in seen_exact or row.id in kept_ids:  # same text, or the same post from two inputs
             result.drop(row, "duplicate_exact")
             continue
-        row_shingles = shingles(row.question)
+        # Short questions differ by a word that matters ("Level 1" / "Level 4", "not"): only
+        # questions long enough for shingle similarity to mean "the same post" are compared.
+        row_shingles = shingles(row.question) if len(row.question.split()) >= NEAR_DUPLICATE_MIN_WORDS else set()
         minhash = MinHash(num_perm=NUM_PERM)
         minhash.update_batch([shingle.encode() for shingle in row_shingles])
         candidates = lsh.query(minhash) if row_shingles else []
