@@ -131,7 +131,11 @@ class Preprocessor:
         skipping: list[bool] = []  # stack of "this conditional's body is skipped"
         in_comment = False
         in_listing = ""  # the delimiter of the listing block we are in: no attribute entries there
-        for line in text.splitlines():
+        pending = text.splitlines()
+        index = 0
+        while index < len(pending):
+            line = pending[index]
+            index += 1
             stripped = line.rstrip()
             if stripped == "////" and not in_listing:
                 in_comment = not in_comment
@@ -153,9 +157,9 @@ class Preprocessor:
                         skipping.pop()
                     continue
                 keep = _evaluate_condition(kind, target, body, self.attributes)
-                if body and kind != "ifeval":  # single-line form: ifdef::attr[text]
+                if body and kind != "ifeval":  # single-line form: ifdef::attr[content line]
                     if keep and not any(skipping):
-                        out.append(body)
+                        pending.insert(index, body)  # processed like any line (it may set an attribute)
                     continue
                 skipping.append(not keep)
                 continue
@@ -254,6 +258,7 @@ EMPHASIS = re.compile(r"(?<![\w_\\])_(?=\S)([^_]+?)(?<=\S)_(?![\w_])")
 CURVED_QUOTES = re.compile(r"\"`(.+?)`\"|'`(.+?)`'")
 CALLOUT = re.compile(r"\s*(?://|#|--|;;)?\s*(?:<(?:\d+|\.)>\s*)+$")
 HARD_BREAK = re.compile(r"\s\+$")
+HARD_BREAK_MARK = "\x01"
 
 
 class InlineConverter:
@@ -476,6 +481,7 @@ class BlockConverter:
             # A list item or description item ends at the next item even without a blank line.
             if index < len(lines) and paragraph and (
                 LIST_ITEM.match(lines[index]) or lines[index].strip() == "+" or
+                _starts_block(lines[index].strip()) or
                 (DESCRIPTION_ITEM.match(lines[index]) and DESCRIPTION_ITEM.match(paragraph[0]) is not None
                  and not lines[index].startswith(" "))
             ):
@@ -580,14 +586,11 @@ class BlockConverter:
         return out + [self._join(lines)]
 
     def _join(self, lines: list[str]) -> str:
-        parts: list[str] = []
-        for line in lines:
-            line = line.strip()
-            if HARD_BREAK.search(line):
-                parts.append(self._inline.convert(line[:-2].rstrip()) + "  \n")
-            else:
-                parts.append(self._inline.convert(line) + " ")
-        return "".join(parts).strip()
+        # Inline macros may span lines (`link:url[long\ntext]`): convert the paragraph as one string.
+        parts = [line.strip()[:-2].rstrip() + HARD_BREAK_MARK if HARD_BREAK.search(line.strip()) else line.strip()
+                 for line in lines]
+        converted = self._inline.convert(" ".join(part for part in parts if part))
+        return converted.replace(HARD_BREAK_MARK + " ", "  \n").replace(HARD_BREAK_MARK, "  \n").strip()
 
     def _table(self, body: list[str], context: _BlockContext) -> list[str]:
         columns = 0
@@ -610,7 +613,8 @@ class BlockConverter:
                     current.append("")
                 continue
             if re.match(r"^[a-z0-9.*+^<>]*\|", line):
-                parts = re.split(r"(?:^|(?<=\s))[a-z0-9.*+^<>]*\|", line)
+                # Every unescaped '|' starts a cell; a cell spec (`2+|`, `a|`) may stand before it.
+                parts = re.split(r"(?:(?<=\s)[0-9.*+^<>]*[adehlmsv]?)?(?<!\\)\|", line)
                 if line_number == 0 or not header_rows_seen:
                     first_row_cells += len(parts) - 1
                 if current is not None:
@@ -623,7 +627,11 @@ class BlockConverter:
             cells.append(" ".join(current))
         if not columns:
             columns = first_row_cells or 1
-        converted = [self._inline.convert(re.sub(r"\s+", " ", cell).strip()).replace("|", "\\|") for cell in cells]
+        converted = [
+            self._inline.convert(re.sub(r"\s+\+(?=\s|$)", " ", re.sub(r"\s+", " ", cell)).strip().replace("\\|", "|"))
+            .replace("|", "\\|")
+            for cell in cells
+        ]
         rows = [converted[i : i + columns] for i in range(0, len(converted), columns)]
         if not rows:
             return []
@@ -634,6 +642,13 @@ class BlockConverter:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * columns]
         lines.extend("| " + " | ".join(row) + " |" for row in body_rows)
         return lines
+
+
+def _starts_block(line: str) -> bool:
+    """Like Asciidoctor, a paragraph ends at a block attribute line or a block delimiter."""
+    if line.startswith("[["):
+        return False
+    return bool(BLOCK_ATTRIBUTE.match(line) or DELIMITER.match(line) or TABLE_DELIMITER.match(line))
 
 
 def _dedent(lines: list[str]) -> list[str]:

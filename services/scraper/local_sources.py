@@ -254,7 +254,10 @@ def iter_docs(docs_root: Path, attributes: dict[str, str] | None = None) -> Iter
         if url is None:
             continue
         text = page.path.read_text(encoding="utf-8", errors="replace")
-        _front, body = split_front_matter(text)
+        front, body = split_front_matter(text)
+        if front.get("layout") == "redirect":
+            continue  # a stub that only forwards the reader to another page
+        body = LEGACY_METADATA.sub(r"\1", body)
         converted = _convert(body, page.path, {**DEFAULT_SITE_ATTRIBUTES, **(attributes or {})}, site,
                              page.component, page.module, page.relative)
         for warning in converted.warnings:
@@ -283,6 +286,8 @@ def iter_docs(docs_root: Path, attributes: dict[str, str] | None = None) -> Iter
 # jenkins.io blog
 # --------------------------------------------------------------------------------------------
 
+# A few legacy pages put site metadata (`description: ...`, `tags:` lists) under the title, closed by `---`.
+LEGACY_METADATA = re.compile(r"\A(= [^\n]*\n)\s*\n(?:[a-z_]+:[^\n]*\n(?:[ \t-][^\n]*\n)*)+---[ \t]*\n")
 FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 BLOG_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 
