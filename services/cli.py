@@ -29,14 +29,13 @@ NoRetrieval = Annotated[bool, typer.Option("--no-retrieval", help="Answer withou
 def _default_owner() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
+    except (KeyError, OSError):  # no passwd entry in some containers
         return os.environ.get("USER", "anonymous")
 
 
 def _stream_answer(stub, question: str, session: str, owner: str, token: str, max_tokens: int, timeout: float,
                    no_retrieval: bool) -> int:
     import grpc
-
     from jenkins_assistant.common.auth import bearer_metadata
     from jenkins_assistant.v1 import common_pb2, inference_pb2
 
@@ -71,7 +70,6 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
 
 def _stub(target: str):
     import grpc
-
     from jenkins_assistant.v1 import inference_pb2_grpc
 
     channel = grpc.insecure_channel(target)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from enum import Enum
 
+from jenkins_assistant.common.config import ServerSettings
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
-
-from jenkins_assistant.common.config import ServerSettings
 
 
 class ChatTemplate(str, Enum):

@@ -3,7 +3,8 @@
 A llama.cpp context is not thread-safe, so each slot owns its own `Llama` (the weights are mmapped
 once by the OS and shared; each slot adds only its KV cache). Slots take turns on the CPU through a
 FIFO gate per token (`FairGate`), so N answers progress evenly instead of first-come-first-served,
-and no more threads compute at once than the cores given to generation.
+and no more threads compute at once than the cores given to generation: a prompt evaluation takes
+all of them for its batch, a decode step one slot's share.
 """
 
 from __future__ import annotations
@@ -25,32 +26,38 @@ log = logging.getLogger(__name__)
 
 
 class FairGate:
-    """A counting semaphore that hands permits out strictly first-come-first-served.
+    """CPU permits (one per thread) handed out strictly first-come-first-served.
 
-    threading.Semaphore lets the releasing thread take the permit straight back (it still holds the
-    GIL), which starves the others; here a released permit goes to the longest waiter.
+    threading.Semaphore lets the releasing thread take a permit straight back (it still holds the GIL),
+    which starves the others; here released permits go to the longest waiter. A waiter may need several
+    permits (a prompt evaluation uses every generation thread): it waits at the head of the line until
+    that many are free, and nobody overtakes it.
     """
 
     def __init__(self, permits: int) -> None:
         self._lock = threading.Lock()
-        self._permits = permits
-        self._waiters: deque[threading.Event] = deque()
+        self.permits = permits
+        self._free = permits
+        self._waiters: deque[tuple[int, threading.Event]] = deque()
 
-    def acquire(self) -> None:
+    def acquire(self, count: int = 1) -> None:
+        if not 1 <= count <= self.permits:
+            raise ValueError(f"cannot take {count} of {self.permits} permits")
         with self._lock:
-            if self._permits > 0 and not self._waiters:
-                self._permits -= 1
+            if self._free >= count and not self._waiters:
+                self._free -= count
                 return
             turn = threading.Event()
-            self._waiters.append(turn)
+            self._waiters.append((count, turn))
         turn.wait()
 
-    def release(self) -> None:
+    def release(self, count: int = 1) -> None:
         with self._lock:
-            if self._waiters:
-                self._waiters.popleft().set()
-            else:
-                self._permits += 1
+            self._free += count
+            while self._waiters and self._waiters[0][0] <= self._free:
+                wanted, turn = self._waiters.popleft()
+                self._free -= wanted
+                turn.set()
 
 
 @dataclass(frozen=True)
@@ -119,16 +126,20 @@ class ModelSlot:
             stream=True,
             logits_processor=LogitsProcessorList([counter]),
         )
+        # The first step evaluates the whole prompt with every generation thread (n_threads_batch); each
+        # later step decodes one token on this slot's own threads.
+        permits = self._gate.permits
         try:
             while True:
                 if cancelled.is_set():
                     finish_reason = "cancelled"
                     break
-                self._gate.acquire()
+                self._gate.acquire(permits)
                 try:
                     chunk = next(stream, None)
                 finally:
-                    self._gate.release()
+                    self._gate.release(permits)
+                permits = 1
                 if chunk is None:
                     break
                 choice = chunk["choices"][0]
@@ -174,7 +185,7 @@ class ChatModel:
                 n_ctx=settings.n_ctx,
                 n_batch=settings.n_batch,
                 n_threads=threads,
-                n_threads_batch=threads,
+                n_threads_batch=threads * settings.decode_permits,
                 verbose=False,
             )
             self.slots.append(ModelSlot(index, llama, self.gate))

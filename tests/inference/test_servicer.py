@@ -10,12 +10,12 @@ import uuid
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc, memory_pb2, memory_pb2_grpc
+
 from tests.inference.conftest import scrape_metric
 
-GREEDY = dict(temperature=0.0, max_tokens=40)
+GREEDY = {"temperature": 0.0, "max_tokens": 40}
 
 
 def chat_request(question: str, session: str = "", **options) -> inference_pb2.ChatRequest:
@@ -147,7 +147,7 @@ def test_deadline_stops_generation_and_frees_the_slot(channel, auth, inference_p
 
 def test_full_queue_is_refused_at_once(channel, auth, inference_process):
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
-    long_chat = dict(max_tokens=1500, temperature=0.7)
+    long_chat = {"max_tokens": 1500, "temperature": 0.7}
     running = stub.Chat(chat_request("Explain Jenkins agents in detail.", **long_chat), metadata=auth)
     next(iter(running))  # metadata: it holds the only slot
     queued = stub.Chat(chat_request("Explain Jenkins security in detail.", **long_chat), metadata=auth)

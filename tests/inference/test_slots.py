@@ -6,7 +6,6 @@ import asyncio
 import threading
 
 import pytest
-
 from jenkins_assistant.common.errors import Overloaded
 from jenkins_assistant.inference.model import FairGate
 from jenkins_assistant.inference.slots import SlotPool
@@ -75,3 +74,24 @@ def test_fair_gate_hands_permits_first_come_first_served():
     for thread in threads:
         thread.join(timeout=10)
     assert order == arrived == [0, 1, 2, 3]
+
+
+def test_fair_gate_lets_a_whole_cpu_waiter_go_first_without_being_overtaken():
+    gate = FairGate(2)
+    gate.acquire(1)
+    order: list[str] = []
+    whole = threading.Thread(target=lambda: (gate.acquire(2), order.append("prompt"), gate.release(2)))
+    whole.start()
+    while len(gate._waiters) != 1:
+        threading.Event().wait(0.001)
+    # One permit is free, but the waiter at the head needs two: a newcomer wanting one must queue behind it.
+    single = threading.Thread(target=lambda: (gate.acquire(1), order.append("decode"), gate.release(1)))
+    single.start()
+    while len(gate._waiters) != 2:
+        threading.Event().wait(0.001)
+    gate.release(1)
+    whole.join(timeout=10)
+    single.join(timeout=10)
+    assert order == ["prompt", "decode"]
+    with pytest.raises(ValueError):
+        gate.acquire(3)

@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
 from jenkins_assistant.common.records import CorpusDocument
 from jenkins_assistant.inference.config import RetrievalSettings
-from jenkins_assistant.inference.retrieval.chunking import Chunk, Chunker
+from jenkins_assistant.inference.retrieval.chunking import SPLITTER, Chunk, Chunker
 from jenkins_assistant.inference.retrieval.embeddings import Embedder
 from jenkins_assistant.inference.retrieval.index import (
     BM25_DIR,
@@ -53,7 +52,8 @@ class BuildReport:
 
 def document_fingerprint(doc: CorpusDocument) -> str:
     """Everything about a document that ends up in its chunks."""
-    return hashlib.sha256("\0".join((doc.content_sha256, doc.url, doc.title, doc.license, doc.source)).encode()).hexdigest()
+    fields = f"{doc.content_sha256}\0{doc.url}\0{doc.title}\0{doc.license}\0{doc.source}"
+    return hashlib.sha256(fields.encode()).hexdigest()
 
 
 def corpus_sha256(documents: list[CorpusDocument]) -> str:
@@ -72,6 +72,7 @@ def _previous_state(out_dir: Path, settings: RetrievalSettings, embedder: Embedd
         or manifest.get("embedding_model") != embedder.name
         or manifest.get("chunk_chars") != settings.chunk_chars
         or manifest.get("chunk_overlap_chars") != settings.chunk_overlap_chars
+        or manifest.get("splitter") != SPLITTER
     ):
         return manifest, {}
     chunks = read_chunks(out_dir)
@@ -151,8 +152,7 @@ def build_index(
     staging.mkdir(parents=True)
     try:
         with open(staging / CHUNKS, "w", encoding="utf-8") as out:
-            for chunk in all_chunks:
-                out.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+            out.writelines(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n" for chunk in all_chunks)
         np.save(staging / EMBEDDINGS, vectors)
         faiss.omp_set_num_threads(max(1, settings.faiss_threads))
         index = faiss.IndexFlatIP(embedder.dim)
@@ -175,7 +175,7 @@ def build_index(
             "dim": embedder.dim,
             "chunk_chars": settings.chunk_chars,
             "chunk_overlap_chars": settings.chunk_overlap_chars,
-            "splitter": "langchain MarkdownHeaderTextSplitter(#,##,###) + RecursiveCharacterTextSplitter(markdown)",
+            "splitter": SPLITTER,
             "hybrid": settings.hybrid,
             "sources": _count_by(ordered, "source"),
             "licenses": _count_by(ordered, "license"),

@@ -1,8 +1,8 @@
 """Splitting corpus documents (markdown) into overlapping passages for retrieval.
 
 langchain-text-splitters does the work: first by markdown headings (so a passage never straddles two
-sections and carries its heading path; fenced code is not mistaken for headings), then by the markdown
-separators (headings, code fences, paragraphs, lines) to the target size with overlap.
+sections and carries its heading path; fenced code is not mistaken for headings), then by paragraphs,
+lines and words to the target size with overlap, keeping fenced code blocks whole when they fit.
 """
 
 from __future__ import annotations
@@ -10,11 +10,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 
-from langchain_text_splitters import Language, MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
-
 from jenkins_assistant.common.records import CorpusDocument
+from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
+# Recorded in the index manifest: a change of splitting logic must re-chunk everything on the next build.
+SPLITTER = "v2: MarkdownHeaderTextSplitter(#,##,###) + RecursiveCharacterTextSplitter(paragraph, line, word; code kept)"
+# Stands in for an empty line inside a fenced code block while splitting (a word joiner: never in the corpus).
+_BLANK_IN_CODE = "\u2060"
+
+
+def _protect_code(markdown: str) -> str:
+    lines, in_fence = [], False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        lines.append(_BLANK_IN_CODE if in_fence and not line.strip() else line)
+    return "\n".join(lines)
 
 
 @dataclass
@@ -46,15 +58,20 @@ class Chunker:
         self.chunk_chars = chunk_chars
         self.overlap_chars = overlap_chars
         self._by_heading = MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=False)
-        self._by_size = RecursiveCharacterTextSplitter.from_language(
-            Language.MARKDOWN, chunk_size=chunk_chars, chunk_overlap=overlap_chars
+        # Paragraphs first, then lines, then words. The markdown preset splits at closing code fences,
+        # which strands a fence opener in a chunk of its own; blank lines inside fences are masked instead
+        # (`_protect_code`), so a code block that fits stays whole.
+        self._by_size = RecursiveCharacterTextSplitter(
+            separators=["\n\n", "\n", " ", ""], chunk_size=chunk_chars, chunk_overlap=overlap_chars,
+            keep_separator=False,
         )
 
     def split(self, doc: CorpusDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
         for section in self._by_heading.split_text(doc.text):
             path = " > ".join(section.metadata[key] for _, key in _HEADINGS if key in section.metadata)
-            for piece in self._by_size.split_text(section.page_content):
+            for masked in self._by_size.split_text(_protect_code(section.page_content)):
+                piece = masked.replace(_BLANK_IN_CODE, "")
                 if not piece.strip():
                     continue
                 digest = hashlib.sha256(f"{doc.id}\0{len(chunks)}\0{piece}".encode()).hexdigest()[:16]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
 from jenkins_assistant.common.errors import FailedPrecondition
 from jenkins_assistant.inference.config import EmbeddingBackend, RetrievalSettings
 
@@ -63,7 +62,8 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(model, device="cpu")
         self._model.max_seq_length = MAX_SEQ_TOKENS
         self._batch_size = batch_size
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self.name = EMBEDDING_MODEL_NAME if "minilm-l6" in model.lower().replace("_", "-") else model
 
     def embed(self, texts: list[str]) -> np.ndarray:

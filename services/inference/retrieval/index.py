@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from jenkins_assistant.common.errors import FailedPrecondition
 from jenkins_assistant.inference.retrieval.chunking import Chunk
 from jenkins_assistant.inference.retrieval.embeddings import Embedder

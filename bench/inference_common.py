@@ -1,0 +1,96 @@
+"""Shared by the inference benchmarks: starting our service, the prompt both sides generate from, timing helpers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from jenkins_assistant.common.healthcheck import wait_until_serving
+from jenkins_assistant.inference.model_source import packaged_gguf
+from jenkins_assistant.inference.prompts import answer_messages
+from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES
+from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+
+QUESTION = "Explain step by step how to write a declarative Jenkins pipeline that builds, tests and deploys a Java app."
+REPEAT_PENALTY = 1.1  # the service's default; the baselines use the same
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def model_path() -> str:
+    return os.environ.get("INFERENCE_MODEL_PATH") or str(packaged_gguf())
+
+
+def raw_prompt(formatter) -> tuple[str, list[str]]:
+    """The exact prompt text and stop sequences the service builds for QUESTION without retrieval or history."""
+    prompt = formatter.format(answer_messages(QUESTION, [], [], 0))
+    return prompt.text, list(dict.fromkeys([*prompt.stop, *TURN_STOP_SEQUENCES]))
+
+
+def start_inference(env: dict[str, str], timeout_s: float = 180) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jenkins_assistant.inference.server"],
+        env={**os.environ, "INFERENCE_HOST": "127.0.0.1", "INFERENCE_PORT": str(port),
+             "INFERENCE_MODEL_PATH": model_path(), "INFERENCE_REQUIRE_INDEX": "false",
+             "INFERENCE_INDEX_DIR": tempfile.mkdtemp(prefix="no-index-"), "INFERENCE_LOG_LEVEL": "WARNING", **env},
+    )
+    target = f"127.0.0.1:{port}"
+    if not wait_until_serving(target, timeout_s):
+        process.kill()
+        raise RuntimeError("inference service did not become SERVING")
+    return process, target
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def chat_request(max_tokens: int) -> inference_pb2.ChatRequest:
+    return inference_pb2.ChatRequest(question=QUESTION, options=common_pb2.GenerationOptions(
+        max_tokens=max_tokens, temperature=0.0, disable_retrieval=True))
+
+
+def stream_chat(target: str, max_tokens: int) -> dict:
+    """One streamed chat; client-side timings."""
+    with grpc.insecure_channel(target) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        started = time.perf_counter()
+        first = None
+        text = []
+        completion_tokens = 0
+        for event in stub.Chat(chat_request(max_tokens), timeout=600):
+            kind = event.WhichOneof("event")
+            if kind == "delta":
+                first = first or time.perf_counter()
+                text.append(event.delta.text)
+            elif kind == "finished":
+                completion_tokens = event.finished.usage.completion_tokens
+        ended = time.perf_counter()
+    return {"ttft_s": (first or ended) - started, "total_s": ended - started, "tokens": completion_tokens,
+            "text": "".join(text)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,0 +1,115 @@
+"""Retrieval: chunking, incremental index builds, and recall@5 on the full docs + blog + plugin-docs index."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from jenkins_assistant.common.records import CorpusDocument
+from jenkins_assistant.inference.config import RetrievalSettings
+from jenkins_assistant.inference.retrieval.builder import build_index
+from jenkins_assistant.inference.retrieval.chunking import Chunker
+from jenkins_assistant.inference.retrieval.embeddings import load_embedder
+from jenkins_assistant.inference.retrieval.index import RetrievalIndex
+
+from tests.inference.retrieval_questions import QUESTIONS
+
+PIPELINE_DOC = CorpusDocument(
+    id="docs:pipeline-demo", url="https://www.jenkins.io/doc/book/pipeline/demo/", title="Pipeline demo",
+    source="jenkins_docs", license="CC-BY-SA-4.0",
+    text=(
+        "# Pipeline demo\n\nIntro paragraph about pipelines.\n\n"
+        "## Stages\n\n" + "A stage groups steps. " * 60 + "\n\n"
+        "```groovy\n# not a heading inside code\npipeline {\n  agent any\n  stages { stage('Build') { steps { sh 'make' } } }\n}\n```\n\n"
+        "## Agents\n\nThe agent directive says where the pipeline runs.\n"
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def settings() -> RetrievalSettings:
+    return RetrievalSettings(embedding_threads=2, chunk_chars=400, chunk_overlap_chars=60)
+
+
+@pytest.fixture(scope="module")
+def embedder(settings):
+    return load_embedder(settings)
+
+
+def test_chunks_follow_headings_overlap_and_keep_code_blocks(settings):
+    chunks = Chunker(settings.chunk_chars, settings.chunk_overlap_chars).split(PIPELINE_DOC)
+    assert all(len(c.text) <= settings.chunk_chars for c in chunks)
+    sections = [c.section for c in chunks]
+    assert "Pipeline demo > Stages" in sections and "Pipeline demo > Agents" in sections
+    # No heading is invented from the '#' comment inside the code block; the fence stays whole in one chunk.
+    assert not any("not a heading" in s for s in sections)
+    code = [c for c in chunks if "```groovy" in c.text]
+    assert len(code) == 1 and code[0].text.count("```") == 2
+    stage_chunks = [c.text for c in chunks if c.section == "Pipeline demo > Stages" and "A stage" in c.text]
+    assert len(stage_chunks) >= 2
+    assert any(a[-40:].strip() in b for a, b in itertools.pairwise(stage_chunks))  # consecutive chunks overlap
+    assert all(c.url == PIPELINE_DOC.url and c.license == "CC-BY-SA-4.0" for c in chunks)
+
+
+def _corpus(extra_text: str = "") -> list[CorpusDocument]:
+    agent = CorpusDocument(id="docs:agents", url="https://www.jenkins.io/doc/book/using-jenkins/using-agents/",
+                           title="Using agents", source="jenkins_docs", license="CC-BY-SA-4.0",
+                           text="# Using agents\n\nAgents run builds on other machines over SSH or inbound TCP."
+                                + extra_text)
+    cred = CorpusDocument(id="plugin:credentials", url="https://plugins.jenkins.io/credentials/", title="Credentials",
+                          source="plugin_docs", license="MIT",
+                          text="# Credentials\n\nStore passwords, SSH keys and tokens for jobs to use.")
+    return [PIPELINE_DOC, agent, cred]
+
+
+def test_incremental_rebuild_embeds_only_changed_documents(tmp_path: Path, settings, embedder):
+    out = tmp_path / "index"
+    first = build_index(_corpus(), out, settings, embedder)
+    assert first.embedded_chunks == first.chunks > 3 and not first.unchanged
+
+    again = build_index(_corpus(), out, settings, embedder)
+    assert again.unchanged and again.corpus_sha256 == first.corpus_sha256
+
+    changed = build_index(_corpus(" Inbound agents connect with a secret."), out, settings, embedder)
+    assert changed.embedded_chunks == 1 and changed.reused_chunks == changed.chunks - 1
+    assert changed.corpus_sha256 != first.corpus_sha256
+
+    index = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True)
+    hits = index.search("How do agents connect to the controller?", 2)
+    assert hits[0].chunk.url == "https://www.jenkins.io/doc/book/using-jenkins/using-agents/"
+    assert "secret" in hits[0].chunk.text
+
+
+def test_index_built_with_another_embedding_model_is_refused(tmp_path: Path, settings, embedder):
+    from jenkins_assistant.common.errors import FailedPrecondition
+
+    out = tmp_path / "index"
+    build_index(_corpus(), out, settings, embedder)
+
+    class OtherModel:
+        name, backend, dim = "other/model", "sentence-transformers", 384
+
+    with pytest.raises(FailedPrecondition, match="built with"):
+        RetrievalIndex(out, OtherModel(), faiss_threads=1, hybrid=False)
+
+
+def recall_at_5(index: RetrievalIndex) -> tuple[float, list[str]]:
+    misses = []
+    for question, pages in QUESTIONS:
+        urls = [hit.chunk.url for hit in index.search(question, 5)]
+        if not set(urls) & set(pages):
+            misses.append(f"{question} -> {urls[:3]}")
+    return 1 - len(misses) / len(QUESTIONS), misses
+
+
+def test_recall_at_5_on_the_full_corpus(full_index: Path):
+    assert len(QUESTIONS) >= 30
+    embedder = load_embedder(RetrievalSettings(embedding_threads=2))
+    hybrid = RetrievalIndex(full_index, embedder, faiss_threads=1, hybrid=True)
+    dense = RetrievalIndex(full_index, embedder, faiss_threads=1, hybrid=False)
+    hybrid_recall, hybrid_misses = recall_at_5(hybrid)
+    dense_recall, _ = recall_at_5(dense)
+    print(f"\nrecall_at_5_hybrid={hybrid_recall:.3f}\nrecall_at_5_dense={dense_recall:.3f}")
+    print("hybrid misses:\n  " + "\n  ".join(hybrid_misses))
+    assert hybrid_recall >= 0.8
