@@ -140,9 +140,15 @@ def run_training(
     state = trainer.state
     max_steps = state.max_steps
     best_checkpoint = state.best_model_checkpoint
-    # load_best_model_at_end has put the best checkpoint's adapter back; evaluate what will be exported.
-    after = trainer.evaluate(metric_key_prefix="eval")["eval_loss"]
-    train_curve, val_curve = _curves(state.log_history[:-1])  # the last entry is the post-training evaluate()
+    train_curve, val_curve = _curves(state.log_history)
+    if state.best_metric is not None:
+        # load_best_model_at_end has put the best checkpoint's adapter back: its validation loss is best_metric.
+        after = state.best_metric
+    else:  # fewer steps than save_steps: no evaluation ran, the final adapter is exported
+        after = trainer.evaluate(metric_key_prefix="eval")["eval_loss"]
+        val_curve.append({"step": state.global_step, "eval_loss": after})
+    if not val_curve or val_curve[0]["step"] != 0:
+        val_curve.insert(0, {"step": 0, "eval_loss": before})
     best_step = _step_of(best_checkpoint) or state.global_step
     stopped_early = state.global_step < max_steps
     log.info("training done: step %d/%d%s, best step %d, held-out loss %.4f -> %.4f",
