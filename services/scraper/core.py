@@ -148,8 +148,17 @@ def local_document_lines(source: str, settings: ScrapeSettings, *, force: bool, 
     return lines
 
 
-def _client(settings: ScrapeSettings, extra_headers: dict[str, str] | None = None) -> PoliteClient:
-    return PoliteClient.from_settings(settings, HttpCache(Path(settings.state_dir) / "http"), extra_headers)
+def _client(settings: ScrapeSettings, force: bool, extra_headers: dict[str, str] | None = None) -> PoliteClient:
+    client = PoliteClient.from_settings(settings, HttpCache(Path(settings.state_dir) / "http"), extra_headers)
+    client.conditional = not force  # a forced run asks for full answers (and refreshes the cache)
+    return client
+
+
+def _crawl_state(settings: ScrapeSettings, source: str, force: bool) -> StateFile:
+    state = StateFile(Path(settings.state_dir) / f"{source}.json")
+    if force:
+        state.reset()
+    return state
 
 
 def discourse_rows(settings: ScrapeSettings, *, force: bool, progress: ProgressSink) -> tuple[list[QARow], dict]:
@@ -158,10 +167,8 @@ def discourse_rows(settings: ScrapeSettings, *, force: bool, progress: ProgressS
         headers["Api-Key"] = settings.discourse_api_key.get_secret_value()
         if settings.discourse_api_username:
             headers["Api-Username"] = settings.discourse_api_username
-    state = StateFile(Path(settings.state_dir) / "discourse.json")
-    if force:
-        state.reset()
-    client = _client(settings, headers)
+    state = _crawl_state(settings, "discourse", force)
+    client = _client(settings, force, headers)
     crawler = DiscourseCrawler(
         client, settings.discourse_url, settings.discourse_categories, state,
         max_pages=settings.discourse_max_pages, license=settings.discourse_license,
@@ -176,10 +183,8 @@ def discourse_rows(settings: ScrapeSettings, *, force: bool, progress: ProgressS
 
 
 def stackexchange_rows(settings: ScrapeSettings, *, force: bool, progress: ProgressSink) -> tuple[list[QARow], dict]:
-    state = StateFile(Path(settings.state_dir) / "stackexchange.json")
-    if force:
-        state.reset()
-    client = _client(settings)
+    state = _crawl_state(settings, "stackexchange", force)
+    client = _client(settings, force)
     crawler = StackExchangeCrawler(
         client, settings.stackexchange_url, state,
         site=settings.stackexchange_site, tag=settings.stackexchange_tag,

@@ -156,6 +156,10 @@ def write_dataset(
     now = datetime.now(UTC)
     created_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     version = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{content_sha256[:12]}"
+    suffix = 1
+    while (output_dir / version).exists():  # a forced re-run within the same second
+        suffix += 1
+        version = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{content_sha256[:12]}-{suffix}"
     report = {
         **report,
         "version": version,

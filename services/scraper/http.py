@@ -169,6 +169,7 @@ class PoliteClient:
         self.limiter = RateLimiter(requests_per_second)
         self.cache = cache
         self.stats = HttpStats()
+        self.conditional = True  # send If-None-Match / If-Modified-Since from the cache
         self._malformed_attempts = max(1, min(3, max_retries + 1))
 
     @classmethod
@@ -188,7 +189,7 @@ class PoliteClient:
     def close(self) -> None:
         self.session.close()
 
-    def get_json(self, url: str, params: dict | None = None, *, conditional: bool = True) -> JsonResponse:
+    def get_json(self, url: str, params: dict | None = None, *, conditional: bool | None = None) -> JsonResponse:
         key = url + ("?" + urlencode(sorted((params or {}).items()), doseq=True) if params else "")
         fetch = retry(
             retry=retry_if_exception_type(MalformedResponse),
@@ -196,7 +197,7 @@ class PoliteClient:
             wait=wait_exponential(multiplier=0.2, max=5),
             reraise=True,
         )(self._get_once)
-        return fetch(url, params, key, conditional)
+        return fetch(url, params, key, self.conditional if conditional is None else conditional)
 
     def _get_once(self, url: str, params: dict | None, key: str, conditional: bool) -> JsonResponse:
         headers: dict[str, str] = {}

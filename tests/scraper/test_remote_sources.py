@@ -191,3 +191,14 @@ def test_killed_run_resumes_where_it_stopped(forum, replay_server, remote_settin
     assert len(replay_server.requests_to("/t/101.json")) == 1
     assert len(replay_server.requests_to("/t/103.json")) == 1
     assert result.written and result.report["sources"]["discourse"]["qa_pairs"] == 3
+
+
+def test_forced_run_ignores_state_and_validators(forum, replay_server, remote_settings):
+    first = run_scrape(remote_settings, sources=["discourse"])
+    before = len(replay_server.log)
+    forced = run_scrape(remote_settings, sources=["discourse"], force=True)
+    again = replay_server.log[before:]
+    assert all("If-None-Match" not in seen.headers and seen.status == 200 for seen in again)
+    assert len([seen for seen in again if seen.path == "/t/101.json"]) == 1  # topics fetched again
+    assert forced.written and forced.dataset.version != first.dataset.version
+    assert forced.dataset.content_sha256 == first.dataset.content_sha256  # same content, new version
