@@ -38,8 +38,16 @@ def generate() -> list[Path]:
                 f"--grpc_python_out={tmp}",
             ]
             # mypy stubs are optional at build time (mypy-protobuf is a dev extra).
-            if shutil.which("protoc-gen-mypy"):
-                args += [f"--mypy_out={tmp}", f"--mypy_grpc_out={tmp}"]
+            mypy_plugin = shutil.which("protoc-gen-mypy") or shutil.which(
+                "protoc-gen-mypy", path=str(Path(sys.executable).parent)
+            )
+            if mypy_plugin:
+                args += [
+                    f"--plugin=protoc-gen-mypy={mypy_plugin}",
+                    f"--plugin=protoc-gen-mypy_grpc={Path(mypy_plugin).with_name('protoc-gen-mypy_grpc')}",
+                    f"--mypy_out={tmp}",
+                    f"--mypy_grpc_out={tmp}",
+                ]
             args += [str(p.relative_to(PROTO_ROOT)) for p in protos]
             code = protoc.main(args)
             if code != 0:
