@@ -64,6 +64,9 @@ def main() -> None:
                 plugins_root=args.data / "jenkins-plugins",
                 discourse_url="",
                 stackexchange_url="",
+                docs_git_url="",
+                blog_git_url="",
+                plugins_update_center_url="",
             )
             baselines.append(read_baseline(files))
             started = time.perf_counter()

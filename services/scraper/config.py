@@ -27,10 +27,23 @@ class ScrapeSettings(BaseSettings):
         description="Resumable state: HTTP validators and cached bodies, crawl cursors, fingerprints.",
     )
 
-    # ---- local sources (checkouts); empty = not ingested
+    # ---- local sources: a folder wins; otherwise the production remote below is synced into state_dir
     docs_root: Path | None = Field(None, description="docs.jenkins.io checkout (folder holding docs/*/antora.yml).")
     blog_root: Path | None = Field(None, description="Folder holding content/blog/**.adoc (+ blog-index.json).")
     plugins_root: Path | None = Field(None, description="Plugin docs folder with MANIFEST.tsv.")
+    docs_git_url: str = Field("https://github.com/jenkins-infra/docs.jenkins.io.git",
+                              description="Docs repository cloned when docs_root is unset; empty = no docs.")
+    docs_git_ref: str = Field("", description="Branch or tag of the docs repository; empty = default branch.")
+    blog_git_url: str = Field("https://github.com/jenkins-infra/jenkins.io.git",
+                              description="Repository holding content/blog (sparse clone); empty = no blog.")
+    blog_git_ref: str = Field("", description="Branch or tag of the blog repository.")
+    plugins_update_center_url: str = Field(
+        "https://updates.jenkins.io/current/update-center.actual.json",
+        description="Update center JSON ranking plugins by installs, when plugins_root is unset; empty = none.",
+    )
+    plugins_top_n: int = Field(100, ge=1, le=2000, description="Most-installed plugins whose docs are fetched.")
+    github_api_url: str = Field("https://api.github.com", description="GitHub REST API base URL.")
+    github_token: SecretStr | None = Field(None, description="Optional GitHub token (higher API rate limit).")
     jenkins_stable: str = Field("2.504.3", description="Value of the {jenkins-stable} attribute in the docs.")
 
     # ---- community.jenkins.io (Discourse)

@@ -29,6 +29,7 @@ from jenkins_assistant.scraper.discourse import DiscourseCrawler
 from jenkins_assistant.scraper.http import HttpCache, PoliteClient, SourceError, atomic_write_text
 from jenkins_assistant.scraper.processing import DROP_REASONS, clean_qa_rows, split_rows
 from jenkins_assistant.scraper.qa import QARow, import_qa_csv
+from jenkins_assistant.scraper.remote_docs import PluginDocsFetcher, sync_git_checkout
 from jenkins_assistant.scraper.stackexchange import StackExchangeCrawler
 from jenkins_assistant.scraper.state import StateFile
 
@@ -63,11 +64,11 @@ class RunResult:
 
 def configured_sources(settings: ScrapeSettings) -> list[str]:
     sources = []
-    if settings.docs_root:
+    if settings.docs_root or settings.docs_git_url:
         sources.append("jenkins_docs")
-    if settings.blog_root:
+    if settings.blog_root or settings.blog_git_url:
         sources.append("jenkins_blog")
-    if settings.plugins_root:
+    if settings.plugins_root or settings.plugins_update_center_url:
         sources.append("plugin_docs")
     if settings.discourse_url and settings.discourse_categories:
         sources.append("discourse")
@@ -95,11 +96,31 @@ def resolve_sources(settings: ScrapeSettings, requested: Iterable[str] | None) -
     return list(dict.fromkeys(wanted))
 
 
-def _root_for(settings: ScrapeSettings, source: str) -> Path:
+def _root_for(settings: ScrapeSettings, source: str, force: bool, progress: ProgressSink) -> Path:
+    """The folder a local source is read from: the configured one, or a synced production copy."""
     root = {"jenkins_docs": settings.docs_root, "jenkins_blog": settings.blog_root,
             "plugin_docs": settings.plugins_root}[source]
-    assert root is not None
-    return Path(root)
+    if root is not None:
+        return Path(root)
+    synced = Path(settings.state_dir) / "sources"
+    if source == "jenkins_docs":
+        sync_git_checkout(settings.docs_git_url, synced / "docs.jenkins.io", ref=settings.docs_git_ref)
+        return synced / "docs.jenkins.io"
+    if source == "jenkins_blog":
+        sync_git_checkout(settings.blog_git_url, synced / "jenkins.io", ref=settings.blog_git_ref,
+                          sparse_paths=["content/blog"])
+        return synced / "jenkins.io"
+    headers = {"Authorization": f"Bearer {settings.github_token.get_secret_value()}"} if settings.github_token else {}
+    client = _client(settings, force, {**headers, "Accept": "application/vnd.github+json"})
+    try:
+        fetcher = PluginDocsFetcher(
+            client, synced / "plugin-docs", update_center_url=settings.plugins_update_center_url,
+            github_api_url=settings.github_api_url, top_n=settings.plugins_top_n,
+            progress=lambda done, total: progress.update("plugin_docs", done, total, 0, 0),
+        )
+        return fetcher.sync()
+    finally:
+        client.close()
 
 
 def _fingerprint(root: Path, settings: ScrapeSettings) -> str:
@@ -108,7 +129,7 @@ def _fingerprint(root: Path, settings: ScrapeSettings) -> str:
 
     digest = hashlib.sha256(f"{CONVERTER_VERSION}|{settings.jenkins_stable}|{root.resolve()}".encode())
     for directory, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))  # .git changes on every fetch
         for name in sorted(filenames):
             path = os.path.join(directory, name)
             stat = os.stat(path)
@@ -127,7 +148,10 @@ def _iter_local(source: str, root: Path, settings: ScrapeSettings) -> Iterable[C
 
 def local_document_lines(source: str, settings: ScrapeSettings, *, force: bool, progress: ProgressSink) -> list[str]:
     """JSONL lines of one local source, from the cache when its files have not changed."""
-    root = _root_for(settings, source)
+    try:
+        root = _root_for(settings, source, force, progress)
+    except SourceError as exc:
+        raise Unavailable(f"{source}: {exc}") from exc
     if not root.is_dir():
         raise InvalidInput(f"{source}: {root} is not a folder")
     cache_dir = Path(settings.state_dir) / "local"

@@ -9,7 +9,7 @@ Each root is the folder of one source, laid out like the checkouts in ../shared/
 
 * docs_root: a docs.jenkins.io checkout (the folder holding `docs/<component>/antora.yml`),
 * blog_root: a folder holding `content/blog/**.adoc` (jenkins.io layout), optionally with the site's
-  `blog-index.json` (public URLs and metadata of the posts),
+  `blog-index.json` (metadata of the posts: title, date, tags, authors, summary),
 * plugins_root: `<plugin-id>/<path in the plugin repository>` with a `MANIFEST.tsv` naming each
   file's repository, commit, public page and licence.
 
@@ -333,12 +333,15 @@ def iter_blog(blog_root: Path, attributes: dict[str, str] | None = None) -> Iter
         front, body = split_front_matter(text)
         entry = index.get(path.stem, {})
         name = BLOG_NAME.match(path.stem)
-        date = str(front.get("date") or entry.get("date") or (f"{name[1]}-{name[2]}-{name[3]}" if name else ""))
+        date = str(front.get("date") or (f"{name[1]}-{name[2]}-{name[3]}" if name else "") or entry.get("date") or "")
         date = date[:10]
-        if entry.get("url"):
+        # jenkins.io publishes `YYYY-MM-DD-slug.adoc` at /blog/YYYY/MM/DD/slug/ (the posts' own
+        # cross-links use that form). The index of the vendored copy has other URLs (a day of 01 and
+        # the date kept in the slug), so it only supplies metadata and is recorded as index_url.
+        if name:
+            url = f"{SITE}/blog/{name[1]}/{name[2]}/{name[3]}/{name[4]}/"
+        elif entry.get("url"):
             url = SITE + entry["url"]
-        elif name:
-            url = f"{SITE}/blog/{name[1]}/{name[2]}/{name[3]}/{path.stem}/"
         else:
             url = f"{SITE}/blog/{path.relative_to(posts_dir).with_suffix('').as_posix()}/"
         converted = _convert(body, path, {**DEFAULT_SITE_ATTRIBUTES, **(attributes or {})}, None, "", "", "")
@@ -350,6 +353,8 @@ def iter_blog(blog_root: Path, attributes: dict[str, str] | None = None) -> Iter
         tags = _as_list(front.get("tags") or entry.get("tags"))
         relative = path.relative_to(root).as_posix()
         metadata = {"path": relative, "date": date}
+        if entry.get("url"):
+            metadata["index_url"] = SITE + entry["url"]
         if authors:
             metadata["authors"] = ",".join(authors)
         row = manifest.get(relative, {})
@@ -376,7 +381,8 @@ def iter_blog(blog_root: Path, attributes: dict[str, str] | None = None) -> Iter
 # Plugin documentation
 # --------------------------------------------------------------------------------------------
 
-SPDX_PREFIX = re.compile(r"^(MIT|Apache-2\.0|LGPL-[23]\.[01]|GPL-[23]\.0|BSD-[23]-Clause|MPL-2\.0|EPL-[12]\.0)\b")
+# An SPDX id leads the MANIFEST licence column ("MIT (per README)", "Apache-2.0"); "see repo" has none.
+SPDX_PREFIX = re.compile(r"^([A-Z][A-Za-z0-9.+]*(?:-[A-Za-z0-9.+]+)*)(?=\s|$)")
 HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 MD_LINKED_IMAGE = re.compile(r"\[\s*!\[[^\]]*\]\([^)]*\)\s*\]\([^)]*\)")
@@ -392,7 +398,7 @@ def plugin_license(manifest_value: str) -> tuple[str, str]:
     """(SPDX id or NOASSERTION, note) from the MANIFEST licence column ("MIT (per README)", "see repo")."""
     value = (manifest_value or "").strip()
     match = SPDX_PREFIX.match(value)
-    return (match.group(1) if match else "NOASSERTION"), value
+    return (match.group(1) if match and match.group(1) != "NOASSERTION" else "NOASSERTION"), value
 
 
 def _clean_plugin_markdown(text: str, repository_url: str, commit: str, file_path: str) -> str:

@@ -264,4 +264,7 @@ def remote_settings(tmp_path: Path, replay_server: ReplayServer) -> ScrapeSettin
         backoff_factor_s=0.05,
         max_retry_after_s=2,
         validation_fraction=0.34,
+        docs_git_url="",
+        blog_git_url="",
+        plugins_update_center_url="",
     )

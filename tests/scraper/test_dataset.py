@@ -19,6 +19,9 @@ from jenkins_assistant.scraper.qa import QA_COLUMNS
 
 from tests.scraper.test_remote_sources import tree_snapshot
 
+# No production remote: every source of these tests is a local folder.
+OFFLINE = {"discourse_url": "", "stackexchange_url": "", "docs_git_url": "", "blog_git_url": "",
+           "plugins_update_center_url": ""}
 SEED_QA = "qa/nouralmulhem-Enhancing-LLM-with-Jenkins-Knowledge/jenkins_docs_qa_pairs.csv"
 
 
@@ -30,8 +33,7 @@ def local_settings(tmp_path: Path, shared_data: Path) -> ScrapeSettings:
         plugins_root=shared_data / "jenkins-plugins",
         qa_csv_files=[shared_data / SEED_QA],
         qa_csv_license="MIT",
-        discourse_url="",
-        stackexchange_url="",
+        **OFFLINE,
     )
 
 
@@ -84,7 +86,7 @@ def test_edited_local_file_invalidates_the_cache(tmp_path, shared_data):
     readme = plugins / "git" / "README.adoc"
     readme.write_text((shared_data / "jenkins-plugins" / "git" / "README.adoc").read_text())
     settings = ScrapeSettings(output_dir=tmp_path / "out", state_dir=tmp_path / "state", plugins_root=plugins,
-                              discourse_url="", stackexchange_url="")
+                              **OFFLINE)
     first = run_scrape(settings)
     readme.write_text(readme.read_text() + "\n\n== Added section\n\nNew text about sparse checkout.\n")
     second = run_scrape(settings)

@@ -28,6 +28,8 @@ def start_service(tmp_path: Path, shared_data: Path, **env: str) -> ServiceProce
             "SCRAPER_PLUGINS_ROOT": str(shared_data / "jenkins-plugins"),
             "SCRAPER_DISCOURSE_URL": "",
             "SCRAPER_STACKEXCHANGE_URL": "",
+            "SCRAPER_BLOG_GIT_URL": "",
+            "SCRAPER_PLUGINS_UPDATE_CENTER_URL": "",
             **env,
         },
         port=port,
