@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jenkins_assistant.common.config import ServerSettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_USER_AGENT = (
@@ -22,9 +22,10 @@ class ScrapeSettings(BaseSettings):
 
     # ---- outputs and state
     output_dir: Path = Field(Path("data/datasets"), description="Folder of versioned datasets (one subfolder each).")
-    state_dir: Path = Field(
-        Path("data/scraper-state"),
-        description="Resumable state: HTTP validators and cached bodies, crawl cursors, fingerprints.",
+    state_dir: Path | None = Field(
+        None,  # filled in below: beside the output folder, on the same volume
+        description="Resumable state: HTTP validators and cached bodies, crawl cursors, synced sources. "
+        "Default: <output_dir>/../scraper-state.",
     )
 
     # ---- local sources: a folder wins; otherwise the production remote below is synced into state_dir
@@ -90,6 +91,12 @@ class ScrapeSettings(BaseSettings):
     text_only: bool = Field(False, description="Drop Q&A rows containing code (the seed's mode).")
     validation_fraction: float = Field(0.1, ge=0, lt=1, description="Share of Q&A rows in the validation split.")
     split_seed: str = Field("jenkins-assistant", description="Salt of the deterministic train/validation split.")
+
+    @model_validator(mode="after")
+    def _state_beside_output(self):
+        if self.state_dir is None:
+            self.state_dir = Path(self.output_dir).parent / "scraper-state"
+        return self
 
 
 class ScraperServerSettings(ServerSettings, ScrapeSettings):

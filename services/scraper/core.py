@@ -22,7 +22,7 @@ from typing import Protocol
 
 from jenkins_assistant.common.errors import InvalidInput, NotFound, Overloaded, Unavailable
 from jenkins_assistant.common.records import SOURCE_KINDS, CorpusDocument
-from jenkins_assistant.scraper import local_sources
+from jenkins_assistant.scraper import local_sources, metrics
 from jenkins_assistant.scraper.config import ScrapeSettings
 from jenkins_assistant.scraper.dataset import DatasetInfo, list_datasets, remove_stale_staging, write_dataset
 from jenkins_assistant.scraper.discourse import DiscourseCrawler
@@ -405,11 +405,18 @@ class ScrapeJobs:
                                 progress=_JobProgress(job, self._lock))
         except Exception as exc:  # a job's failure is reported through its status, never crashes the service
             log.exception("scrape job %s failed", job.job_id)
+            metrics.SCRAPE_JOBS.labels("failed").inc()
             with self._lock:
                 job.state = JOB_FAILED
                 job.error = f"{type(exc).__name__}: {exc}"
                 job.finished_at = datetime.now(UTC)
             return
+        metrics.SCRAPE_JOBS.labels("written" if result.written else "unchanged").inc()
+        for reason, count in result.report["dropped"].items():
+            metrics.DROPPED_ROWS.labels(reason).inc(count)
+        metrics.LATEST_DOCUMENTS.set(result.dataset.documents)
+        metrics.LATEST_QA_PAIRS.set(result.dataset.qa_pairs)
+        metrics.JOB_SECONDS.set(result.report["duration_s"])
         with self._lock:
             job.state = JOB_SUCCEEDED
             job.dataset_version = result.dataset.version

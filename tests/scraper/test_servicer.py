@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def start_service(tmp_path: Path, shared_data: Path, **env: str) -> ServiceProce
 
 @pytest.fixture
 def scraper_service(tmp_path: Path, shared_data: Path) -> Iterator[ServiceProcess]:
-    service = start_service(tmp_path, shared_data)
+    service = start_service(tmp_path, shared_data, SCRAPER_METRICS_PORT=str(free_port()))
     yield service
     service.stop()
 
@@ -61,7 +62,7 @@ def wait_for(stub, job_id: str, timeout_s: float = 120) -> scraper_pb2.ScrapeJob
     raise AssertionError(f"job {job_id} did not finish in {timeout_s}s")
 
 
-def test_job_runs_reports_progress_and_lists_its_dataset(stub):
+def test_job_runs_reports_progress_and_lists_its_dataset(stub, scraper_service):
     assert stub.ListDatasets(scraper_pb2.ListDatasetsRequest(), timeout=5).datasets == []
     started = stub.StartScrapeJob(scraper_pb2.StartScrapeJobRequest(
         sources=[common_pb2.SOURCE_KIND_JENKINS_DOCS]), timeout=5)
@@ -87,6 +88,12 @@ def test_job_runs_reports_progress_and_lists_its_dataset(stub):
     assert wait_for(stub, second.job_id).state == scraper_pb2.JOB_STATE_SUCCEEDED
     versions = [d.version for d in stub.ListDatasets(scraper_pb2.ListDatasetsRequest(), timeout=5).datasets]
     assert len(versions) == 2 and versions[1] == dataset.version  # newest first
+
+    metrics_port = scraper_service.env["SCRAPER_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+        exposition = reply.read().decode()
+    assert 'jenkins_assistant_scraper_jobs_total{result="written"} 2.0' in exposition
+    assert 'jenkins_assistant_grpc_requests_total{code="RESOURCE_EXHAUSTED",method="StartScrapeJob"' in exposition
 
 
 def test_bad_requests_get_clear_status_codes(stub):
