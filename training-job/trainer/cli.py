@@ -49,6 +49,8 @@ def preflight(data_args: DataArguments, train_args: TrainArguments) -> None:
         raise ValueError("dataset_csv is required (a CSV with question and answer columns)")
     if not Path(data_args.dataset_csv).is_file():
         raise FileNotFoundError(f"dataset_csv {data_args.dataset_csv} does not exist")
+    if data_args.validation_csv and not Path(data_args.validation_csv).is_file():
+        raise FileNotFoundError(f"validation_csv {data_args.validation_csv} does not exist")
     if train_args.export_gguf:
         from .export import converter_script, llama_ftype
 
@@ -105,6 +107,7 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
         answer_column=data_args.answer_column,
         max_train_examples=data_args.max_train_examples,
         max_eval_examples=data_args.max_eval_examples,
+        validation_csv=data_args.validation_csv,
     )
     train_records = to_sft_records(dataset.train, chat_template, model_args.system_prompt)
     eval_records = to_sft_records(dataset.validation, chat_template, model_args.system_prompt)

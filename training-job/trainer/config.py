@@ -69,6 +69,11 @@ class DataArguments:
     answer_column: str | None = field(
         default=None, metadata={"help": "Answer column; default: the one named 'answer' (any case)."}
     )
+    validation_csv: str | None = field(
+        default=None,
+        metadata={"help": "Validation pairs in their own CSV (the scraper's qa_validation.csv); default: a random "
+                  "validation_fraction of dataset_csv."},
+    )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of pairs held out for validation."})
     max_train_examples: int | None = field(
         default=None, metadata={"help": "Train on at most this many pairs (after the split); default: all."}

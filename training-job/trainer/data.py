@@ -79,16 +79,26 @@ def load_dataset_splits(
     answer_column: str | None = None,
     max_train_examples: int | None = None,
     max_eval_examples: int | None = None,
+    validation_csv: str | Path | None = None,
 ) -> QADataset:
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     pairs = read_pairs(path, question_column, answer_column)
-    if len(pairs) < 2:
-        raise ValueError(f"{path}: need at least 2 pairs for a train/validation split, got {len(pairs)}")
-    order = pd.Series(range(len(pairs))).sample(frac=1.0, random_state=seed).tolist()
-    n_val = min(max(1, round(len(pairs) * validation_fraction)), len(pairs) - 1)
-    validation = [pairs[i] for i in order[:n_val]]
-    train = [pairs[i] for i in order[n_val:]]
+    if validation_csv is not None:
+        # A split made upstream (the scraper writes qa_train.csv / qa_validation.csv): keep it as it is.
+        validation = read_pairs(validation_csv, question_column, answer_column)
+        held_out = set(validation)
+        train = [pair for pair in pairs if pair not in held_out]
+        pairs = pairs + validation
+    else:
+        if not 0 < validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        if len(pairs) < 2:
+            raise ValueError(f"{path}: need at least 2 pairs for a train/validation split, got {len(pairs)}")
+        order = pd.Series(range(len(pairs))).sample(frac=1.0, random_state=seed).tolist()
+        n_val = min(max(1, round(len(pairs) * validation_fraction)), len(pairs) - 1)
+        validation = [pairs[i] for i in order[:n_val]]
+        train = [pairs[i] for i in order[n_val:]]
+    if not train:
+        raise ValueError(f"{path}: no training pairs left after holding out the validation split")
     # Caps apply after the split, so a capped run is still evaluated on pairs it never saw.
     if max_train_examples is not None:
         train = train[:max_train_examples]

@@ -50,7 +50,7 @@ def sft_config(train_args: TrainArguments, data_args: DataArguments, mode: Train
         per_device_train_batch_size=train_args.per_device_train_batch_size,
         per_device_eval_batch_size=train_args.per_device_eval_batch_size,
         gradient_accumulation_steps=train_args.gradient_accumulation_steps,
-        gradient_checkpointing=train_args.gradient_checkpointing and mode.name == "qlora",
+        activation_checkpointing=train_args.gradient_checkpointing and mode.name == "qlora",
         optim=optim,
         learning_rate=train_args.learning_rate,
         weight_decay=train_args.weight_decay,
