@@ -111,16 +111,13 @@ def _root_for(settings: ScrapeSettings, source: str, force: bool, progress: Prog
                           sparse_paths=["content/blog"])
         return synced / "jenkins.io"
     headers = {"Authorization": f"Bearer {settings.github_token.get_secret_value()}"} if settings.github_token else {}
-    client = _client(settings, force, {**headers, "Accept": "application/vnd.github+json"})
-    try:
+    with _client(settings, force, {**headers, "Accept": "application/vnd.github+json"}) as client:
         fetcher = PluginDocsFetcher(
             client, synced / "plugin-docs", update_center_url=settings.plugins_update_center_url,
             github_api_url=settings.github_api_url, top_n=settings.plugins_top_n,
             progress=lambda done, total: progress.update("plugin_docs", done, total, 0, 0),
         )
         return fetcher.sync()
-    finally:
-        client.close()
 
 
 def _fingerprint(root: Path, settings: ScrapeSettings) -> str:
@@ -192,35 +189,29 @@ def discourse_rows(settings: ScrapeSettings, *, force: bool, progress: ProgressS
         if settings.discourse_api_username:
             headers["Api-Username"] = settings.discourse_api_username
     state = _crawl_state(settings, "discourse", force)
-    client = _client(settings, force, headers)
-    crawler = DiscourseCrawler(
-        client, settings.discourse_url, settings.discourse_categories, state,
-        max_pages=settings.discourse_max_pages, license=settings.discourse_license,
-        progress=lambda done, total, kept: progress.update("discourse", done, total, kept, 0),
-    )
-    try:
+    with _client(settings, force, headers) as client:
+        crawler = DiscourseCrawler(
+            client, settings.discourse_url, settings.discourse_categories, state,
+            max_pages=settings.discourse_max_pages, license=settings.discourse_license,
+            progress=lambda done, total, kept: progress.update("discourse", done, total, kept, 0),
+        )
         rows = crawler.crawl()
-    finally:
-        client.close()
     return rows, {"requests": client.stats.requests, "not_modified": client.stats.not_modified,
                   "topics_fetched": crawler.topics_fetched}
 
 
 def stackexchange_rows(settings: ScrapeSettings, *, force: bool, progress: ProgressSink) -> tuple[list[QARow], dict]:
     state = _crawl_state(settings, "stackexchange", force)
-    client = _client(settings, force)
-    crawler = StackExchangeCrawler(
-        client, settings.stackexchange_url, state,
-        site=settings.stackexchange_site, tag=settings.stackexchange_tag,
-        min_score=settings.stackexchange_min_score, max_pages=settings.stackexchange_max_pages,
-        api_key=settings.stackexchange_key.get_secret_value() if settings.stackexchange_key else None,
-        body_filter=settings.stackexchange_filter, max_backoff_s=settings.max_retry_after_s,
-        progress=lambda done, total, kept: progress.update("stackexchange", done, total, kept, 0),
-    )
-    try:
+    with _client(settings, force) as client:
+        crawler = StackExchangeCrawler(
+            client, settings.stackexchange_url, state,
+            site=settings.stackexchange_site, tag=settings.stackexchange_tag,
+            min_score=settings.stackexchange_min_score, max_pages=settings.stackexchange_max_pages,
+            api_key=settings.stackexchange_key.get_secret_value() if settings.stackexchange_key else None,
+            body_filter=settings.stackexchange_filter, max_backoff_s=settings.max_retry_after_s,
+            progress=lambda done, total, kept: progress.update("stackexchange", done, total, kept, 0),
+        )
         rows = crawler.crawl()
-    finally:
-        client.close()
     stats = {"requests": client.stats.requests, "not_modified": client.stats.not_modified,
              "quota_remaining": crawler.quota_remaining}
     if crawler.stopped_early:

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlencode
 
 import requests
@@ -188,6 +189,12 @@ class PoliteClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def get_json(self, url: str, params: dict | None = None, *, conditional: bool | None = None) -> JsonResponse:
         key = url + ("?" + urlencode(sorted((params or {}).items()), doseq=True) if params else "")
