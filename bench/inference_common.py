@@ -12,8 +12,10 @@ from pathlib import Path
 
 import grpc
 from jenkins_assistant.common.healthcheck import wait_until_serving
+from jenkins_assistant.inference.config import ChatTemplate
 from jenkins_assistant.inference.model_source import packaged_gguf
 from jenkins_assistant.inference.prompts import answer_messages
+from jenkins_assistant.inference.templates import formatter_for_model
 from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
@@ -31,8 +33,9 @@ def model_path() -> str:
     return os.environ.get("INFERENCE_MODEL_PATH") or str(packaged_gguf())
 
 
-def raw_prompt(formatter) -> tuple[str, list[str]]:
+def raw_prompt(llama) -> tuple[str, list[str]]:
     """The exact prompt text and stop sequences the service builds for QUESTION without retrieval or history."""
+    formatter = formatter_for_model(llama, ChatTemplate.AUTO, ChatTemplate.AUTO)
     prompt = formatter.format(answer_messages(QUESTION, [], [], 0))
     return prompt.text, list(dict.fromkeys([*prompt.stop, *TURN_STOP_SEQUENCES]))
 

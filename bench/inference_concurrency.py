@@ -112,16 +112,10 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=2048)
     args = parser.parse_args()
 
-    from jenkins_assistant.inference.config import ChatTemplate
-    from jenkins_assistant.inference.templates import make_formatter
     from llama_cpp import Llama
 
     vocab = Llama(model_path(), vocab_only=True, verbose=False)
-    bos = vocab.detokenize([vocab.token_bos()], special=True).decode()
-    eos = vocab.detokenize([vocab.token_eos()], special=True).decode()
-    formatter = make_formatter(ChatTemplate.AUTO, ChatTemplate.AUTO, vocab.metadata, bos, eos,
-                               vocab.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
-    prompt, stop_sequences = raw_prompt(formatter)
+    prompt, stop_sequences = raw_prompt(vocab)
 
     def tokenize(text: str) -> list[int]:
         return vocab.tokenize(text.encode(), add_bos=False, special=False)

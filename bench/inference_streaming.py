@@ -49,16 +49,10 @@ def main() -> None:
     parser.add_argument("--n-ctx", type=int, default=2048)
     args = parser.parse_args()
 
-    from jenkins_assistant.inference.config import ChatTemplate
-    from jenkins_assistant.inference.templates import make_formatter
     from llama_cpp import Llama
 
     llama = Llama(model_path(), n_ctx=args.n_ctx, n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
-    bos = llama.detokenize([llama.token_bos()], special=True).decode()
-    eos = llama.detokenize([llama.token_eos()], special=True).decode()
-    formatter = make_formatter(ChatTemplate.AUTO, ChatTemplate.AUTO, llama.metadata, bos, eos,
-                               llama.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false")
-    prompt, stop_sequences = raw_prompt(formatter)
+    prompt, stop_sequences = raw_prompt(llama)
     prompt_tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
 
     server, target = start_inference({"INFERENCE_PARALLEL_SLOTS": "1", "INFERENCE_N_THREADS": str(args.threads),

@@ -14,9 +14,13 @@ from jenkins_assistant.inference.model import ChatModel, ModelSlot, SamplingPara
 from jenkins_assistant.inference.prompts import Exchange, condense_messages
 from jenkins_assistant.inference.trimming import trim_answer
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{3,}")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.'-]{2,}")
 _LABEL = re.compile(r"^\s*(?:standalone question|question|rewritten question)\s*:\s*", re.IGNORECASE)
 MAX_CONDENSED_CHARS = 300
+# Words that carry no topic: sharing them proves nothing about a rewrite.
+_FUNCTION_WORDS = frozenset(
+    ["and", "the", "how", "you", "for", "are", "but", "not", "any", "all", "can", "its", "was", "has", "had", "did", "get", "got", "why", "who", "use", "one", "what", "which", "when", "where", "does", "doing", "done", "have", "with", "about", "that", "this", "those", "these", "there", "their", "them", "they", "then", "than", "from", "into", "onto", "your", "yours", "also", "just", "like", "some", "more", "most", "much", "many", "make", "made", "want", "need", "should", "could", "would", "will", "shall", "can't", "don't", "how's", "what's", "it's", "jenkins"]
+)
 CONDENSE_MAX_TOKENS = 64
 
 
@@ -26,16 +30,22 @@ def concat_question(question: str, history: list[Exchange], previous: int = 2) -
     return " ".join([*earlier, question.strip()])
 
 
+def _content_words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)} - _FUNCTION_WORDS
+
+
 def acceptable_rewrite(candidate: str, question: str, history: list[Exchange]) -> bool:
-    if not candidate or len(candidate) > MAX_CONDENSED_CHARS or "\n" in candidate:
+    """A rewrite is one short question that keeps the follow-up's own words and brings in words from the
+    conversation that the follow-up lacks (small models often answer instead, or drop the follow-up)."""
+    if not candidate or len(candidate) > MAX_CONDENSED_CHARS or "\n" in candidate or not candidate.endswith("?"):
         return False
     if candidate.strip().lower() == question.strip().lower():
-        return False  # no rewrite happened: the history would be lost to retrieval
-    # A rewrite must bring something in from the conversation that the follow-up itself lacks.
-    words = {w.lower() for w in _WORD.findall(candidate)}
-    asked = {w.lower() for w in _WORD.findall(question)}
-    earlier = {w.lower() for e in history for w in _WORD.findall(e.question)} - asked
-    return bool(words & earlier)
+        return False
+    words = _content_words(candidate)
+    asked = _content_words(question)
+    earlier = {w for e in history for w in _content_words(e.question)} - asked
+    kept = len(words & asked) * 2 >= len(asked)
+    return kept and bool(words & earlier)
 
 
 def condense_with_model(model: ChatModel, slot: ModelSlot, question: str, history: list[Exchange]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from jenkins_assistant.common.errors import InvalidInput
 from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.inference.model_source import ResolvedModel
-from jenkins_assistant.inference.templates import FormattedPrompt, Message, PromptFormatter, make_formatter
+from jenkins_assistant.inference.templates import FormattedPrompt, Message, PromptFormatter, formatter_for_model
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +192,7 @@ class ChatModel:
         first = self.slots[0].llama
         self.metadata: dict[str, str] = dict(first.metadata)
         self.n_ctx = first.n_ctx()
-        bos = first.detokenize([first.token_bos()], special=True).decode("utf-8", "ignore") if first.token_bos() >= 0 else ""
-        eos = first.detokenize([first.token_eos()], special=True).decode("utf-8", "ignore") if first.token_eos() >= 0 else ""
-        adds_bos = self.metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
-        self.formatter: PromptFormatter = make_formatter(
-            settings.chat_template, resolved.manifest_template, self.metadata, bos, eos, adds_bos
-        )
+        self.formatter: PromptFormatter = formatter_for_model(first, settings.chat_template, resolved.manifest_template)
         self.name = resolved.name or self.metadata.get("general.name") or Path(resolved.path).stem
         log.info("model %s from %s: %d slots x %d threads, %d computing at once, n_ctx=%d, template=%s (%.1fs)",
                  self.name, resolved.source, len(self.slots), threads, settings.decode_permits, self.n_ctx,

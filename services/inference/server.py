@@ -15,6 +15,7 @@ from jenkins_assistant.common.grpc_server import GrpcServer, build_server, serve
 from jenkins_assistant.common.logging_setup import configure_logging
 from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.inference.core import InferenceCore
+from jenkins_assistant.inference.memory_client import MemoryClient
 from jenkins_assistant.inference.servicer import InferenceServicer
 from jenkins_assistant.v1 import inference_pb2, inference_pb2_grpc
 
@@ -22,9 +23,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
 
 
-def load_core(settings: InferenceSettings) -> InferenceCore:
-    """Model, index and memory client (blocking: run it in a thread)."""
-    from jenkins_assistant.inference.memory_client import MemoryClient
+def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> InferenceCore:
+    """Model and index (blocking: run it in a thread); the memory client is made on the event loop."""
     from jenkins_assistant.inference.model import ChatModel
     from jenkins_assistant.inference.model_source import resolve_model
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
@@ -36,10 +36,14 @@ def load_core(settings: InferenceSettings) -> InferenceCore:
         index = RetrievalIndex(settings.index_dir, load_embedder(settings), settings.faiss_threads, settings.hybrid)
     else:
         log.warning("no retrieval index in %s: answering without documentation", settings.index_dir)
-    memory = None
-    if settings.memory_target:
-        memory = MemoryClient(settings.memory_target, settings.memory_token or None, settings.memory_timeout_s)
     return InferenceCore(settings, model, index, memory)
+
+
+def memory_client(settings: InferenceSettings) -> MemoryClient | None:
+    """The memory service client (grpc.aio: create it on the event loop); None when no target is set."""
+    if not settings.memory_target:
+        return None
+    return MemoryClient(settings.memory_target, settings.memory_token or None, settings.memory_timeout_s)
 
 
 class _DeferredServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -85,7 +89,7 @@ async def run(settings: InferenceSettings) -> None:
 
     async def on_start() -> None:
         nonlocal core
-        core = await asyncio.to_thread(load_core, settings)
+        core = await asyncio.to_thread(load_core, settings, memory_client(settings))
         if not await asyncio.to_thread(core.model.probe):
             raise RuntimeError("model probe failed")
         deferred.servicer = InferenceServicer(core)

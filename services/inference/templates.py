@@ -84,6 +84,18 @@ class GGUFTemplateFormatter:
         return FormattedPrompt(text=text, stop=list(self._stop))
 
 
+def formatter_for_model(llama, wanted: ChatTemplate, manifest_template: ChatTemplate) -> PromptFormatter:
+    """The formatter of a loaded `llama_cpp.Llama`, with its own BOS/EOS text and add-BOS flag."""
+
+    def token_text(token: int) -> str:
+        return llama.detokenize([token], special=True).decode("utf-8", "ignore") if token >= 0 else ""
+
+    metadata = dict(llama.metadata)
+    adds_bos = metadata.get("tokenizer.ggml.add_bos_token", "true") != "false"
+    return make_formatter(wanted, manifest_template, metadata, token_text(llama.token_bos()),
+                          token_text(llama.token_eos()), adds_bos)
+
+
 def make_formatter(
     wanted: ChatTemplate, manifest_template: ChatTemplate, metadata: dict[str, str],
     bos_token: str, eos_token: str, adds_bos: bool,

@@ -16,15 +16,19 @@ from jenkins_assistant.inference.config import InferenceSettings, RetrievalSetti
 
 from tests.conftest import REPO_ROOT, ServiceProcess, free_port
 
-# The full docs + blog + plugin-docs index. CI builds it once before the tests (see the report / .ci/run):
+# The full docs + blog + plugin-docs index. CI builds it once before the tests:
 #   jenkins-assistant-index build --shared-data ../shared/data --out var/index --threads 2
 # The fixture rebuilds it incrementally when the corpus changed (nothing to do when it is current).
-FULL_INDEX_DIR = Path(os.environ.get("INFERENCE_TEST_INDEX_DIR", REPO_ROOT / "var" / "index"))
+# INFERENCE_TEST_INDEX_DIR points the tests at another, prebuilt index as it is (no rebuild).
+FULL_INDEX_DIR = REPO_ROOT / "var" / "index"
+PREBUILT_INDEX_DIR = os.environ.get("INFERENCE_TEST_INDEX_DIR", "")
 TEST_TOKEN = "inference-test-token"
 
 
 @pytest.fixture(scope="session")
 def full_index(shared_data: Path) -> Path:
+    if PREBUILT_INDEX_DIR:
+        return Path(PREBUILT_INDEX_DIR)
     from jenkins_assistant.inference.index_cli import shared_data_documents
     from jenkins_assistant.inference.retrieval.builder import build_index
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
