@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from enum import Enum
 
-from jenkins_assistant.common.config import ServerSettings
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from jenkins_assistant.common.config import ServerSettings
 
 
 class ChatTemplate(str, Enum):
@@ -76,7 +77,10 @@ class InferenceSettings(RetrievalSettings):
         0, ge=0, le=256,
         description="Slots computing at the same instant (fair FIFO gate per token); 0 = n_threads / threads_per_slot.",
     )
-    max_queue: int = Field(16, ge=0, le=10000, description="Chats waiting for a slot; beyond it RESOURCE_EXHAUSTED.")
+    max_queue: int = Field(
+        16, ge=0, le=10000, validation_alias=AliasChoices("INFERENCE_MAX_QUEUE", "INFERENCE_QUEUE_SIZE", "max_queue"),
+        description="Chats waiting for a slot; beyond it RESOURCE_EXHAUSTED.",
+    )
 
     # ---- answers
     max_question_chars: int = Field(4000, ge=1, le=100000, description="Longest question accepted.")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from jenkins_assistant.common.logging_setup import configure_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
@@ -36,14 +37,18 @@ def corpus_documents(corpus: list[Path], shared_data: Path | None) -> Iterator:
 
 @app.command()
 def build(
-    out: Annotated[Path, typer.Option(help="Index directory (rebuilt incrementally when it exists).")] = Path("var/index"),
-    corpus: Annotated[list[Path], typer.Option(help="Corpus JSONL (one Document per line); repeatable.")] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option(envvar="INFERENCE_INDEX_DIR",
+                                      help="Index directory (rebuilt incrementally when it exists).")] = Path("var/index"),
+    corpus: Annotated[list[Path], typer.Option(envvar="INFERENCE_CORPUS_PATH",
+                                               help="Corpus JSONL (one Document per line); repeatable.")] = [],  # noqa: B006
     shared_data: Annotated[Path | None, typer.Option(help="Also index jenkins-docs, jenkins-blog and jenkins-plugins "
                                                           "from this shared data folder.")] = None,
     hybrid: Annotated[bool, typer.Option(help="Also build the BM25 keyword index.")] = True,
-    embedding_backend: Annotated[str, typer.Option(help="sentence-transformers or llama-cpp.")] = "sentence-transformers",
-    embedding_model: Annotated[str, typer.Option(help="Model directory or GGUF; empty = packaged MiniLM.")] = "",
-    threads: Annotated[int, typer.Option(help="Embedding threads.")] = 2,
+    embedding_backend: Annotated[str, typer.Option(envvar="INFERENCE_EMBEDDING_BACKEND",
+                                                   help="sentence-transformers or llama-cpp.")] = "sentence-transformers",
+    embedding_model: Annotated[str, typer.Option(envvar="INFERENCE_EMBEDDING_MODEL",
+                                                 help="Model directory or GGUF; empty = packaged MiniLM.")] = "",
+    threads: Annotated[int, typer.Option(envvar="INFERENCE_INDEX_THREADS", help="Embedding threads.")] = 2,
     chunk_chars: Annotated[int, typer.Option()] = 1000,
     chunk_overlap_chars: Annotated[int, typer.Option()] = 150,
 ) -> None:
@@ -64,7 +69,7 @@ def build(
 
 
 @app.command()
-def info(index: Annotated[Path, typer.Option(help="Index directory.")] = Path("var/index")) -> None:
+def info(index: Annotated[Path, typer.Option(envvar="INFERENCE_INDEX_DIR", help="Index directory.")] = Path("var/index")) -> None:
     from jenkins_assistant.inference.retrieval.index import read_manifest
 
     manifest = read_manifest(index)
@@ -77,7 +82,7 @@ def info(index: Annotated[Path, typer.Option(help="Index directory.")] = Path("v
 @app.command()
 def search(
     query: str,
-    index: Annotated[Path, typer.Option(help="Index directory.")] = Path("var/index"),
+    index: Annotated[Path, typer.Option(envvar="INFERENCE_INDEX_DIR", help="Index directory.")] = Path("var/index"),
     k: Annotated[int, typer.Option(min=1, max=50)] = 5,
 ) -> None:
     configure_logging("WARNING")

@@ -11,6 +11,7 @@ import logging
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.records import SourceRef
 from jenkins_assistant.inference.prompts import Exchange

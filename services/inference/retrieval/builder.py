@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
 from jenkins_assistant.common.records import CorpusDocument
 from jenkins_assistant.inference.config import RetrievalSettings
 from jenkins_assistant.inference.retrieval.chunking import SPLITTER, Chunk, Chunker

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 
-from jenkins_assistant.common.records import CorpusDocument
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
+
+from jenkins_assistant.common.records import CorpusDocument
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 # Recorded in the index manifest: a change of splitting logic must re-chunk everything on the next build.

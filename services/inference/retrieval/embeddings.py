@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
 from jenkins_assistant.common.errors import FailedPrecondition
 from jenkins_assistant.inference.config import EmbeddingBackend, RetrievalSettings
 

@@ -1,0 +1,79 @@
+"""The inference core called directly (no gRPC): prompt budgeting, history handling and feedback, with the real
+SmolLM2 model and no retrieval index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from jenkins_assistant.common.errors import InvalidInput, NotFound
+from jenkins_assistant.inference.config import InferenceSettings
+from jenkins_assistant.inference.core import (
+    AnswerMetadata,
+    ChatOptions,
+    ChatQuery,
+    Finished,
+    InferenceCore,
+    SourceList,
+    TextDelta,
+)
+from jenkins_assistant.inference.model import ChatModel
+from jenkins_assistant.inference.model_source import resolve_model
+from jenkins_assistant.inference.prompts import Exchange, Passage
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory) -> InferenceCore:
+    settings = InferenceSettings(parallel_slots=1, n_threads=2, n_ctx=1024, require_index=False,
+                                 feedback_path=str(tmp_path_factory.mktemp("feedback") / "feedback.jsonl"))
+    model = ChatModel(settings, resolve_model(settings))
+    loaded = InferenceCore(settings, model, index=None, memory=None)
+    yield loaded
+    asyncio.run(loaded.close())
+    model.close()
+
+
+def collect(core: InferenceCore, query: ChatQuery) -> list:
+    async def run():
+        return [event async for event in core.chat(query)]
+
+    return asyncio.run(run())
+
+
+def test_chat_without_index_or_memory_warns_and_answers(core):
+    events = collect(core, ChatQuery(question="What is Jenkins?", session_id="s1",
+                                     options=ChatOptions(max_tokens=12, temperature=0.0)))
+    metadata = events[0]
+    assert isinstance(metadata, AnswerMetadata) and not metadata.memory_available
+    assert any("no memory service" in w for w in metadata.warnings)
+    assert any("no retrieval index" in w for w in metadata.warnings)
+    assert all(isinstance(e, TextDelta) for e in events[1:-2])
+    assert isinstance(events[-2], SourceList) and events[-2].sources == []
+    finished = events[-1]
+    assert isinstance(finished, Finished) and 0 < finished.usage.completion_tokens <= 12
+
+
+def test_prompt_drops_passages_then_history_to_leave_room_for_the_answer(core):
+    passage = Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/", "stage steps " * 150)
+    history = [Exchange("What is an agent?", "A machine that runs builds. " * 20)] * 3
+    tokens, stop, passages_used, history_used = core._build_prompt("How do stages work?", [passage] * 4, history, 256)
+    assert len(tokens) + 256 <= core.model.n_ctx
+    assert passages_used < 4 and history_used == 3  # passages go first, history is kept while it fits
+    assert "<|im_end|>" in stop
+    with pytest.raises(InvalidInput):
+        core.model.fit(core.model.tokenize("word " * 2000), 256)
+
+
+def test_feedback_is_recorded_for_known_answers_only(core):
+    events = collect(core, ChatQuery(question="How do I restart Jenkins?", owner="ann",
+                                     options=ChatOptions(max_tokens=4, disable_retrieval=True)))
+    answer_id = events[0].answer_id
+    core.submit_feedback(answer_id, "", "ann", "helpful", "clear")
+    with pytest.raises(NotFound):
+        core.submit_feedback(answer_id, "", "bob", "helpful", "")  # not bob's answer
+    with pytest.raises(InvalidInput):
+        core.submit_feedback(answer_id, "", "ann", "", "")
+    record = json.loads(Path(core.settings.feedback_path).read_text().splitlines()[-1])
+    assert record["answer_id"] == answer_id and record["rating"] == "helpful" and record["comment"] == "clear"
