@@ -18,7 +18,7 @@ def test_buf_lint_passes():
     buf = shutil.which("buf")
     if buf is None:
         pytest.fail("buf is not installed (pip install buf-bin; part of the dev extra)")
-    result = subprocess.run([buf, "lint"], cwd=REPO_ROOT / "protos", capture_output=True, text=True)
+    result = subprocess.run([buf, "lint"], check=False, cwd=REPO_ROOT / "protos", capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import json_format
 
+from jenkins_assistant.common.files import atomic_open
 from jenkins_assistant.v1 import common_pb2
 
 # SourceKind names without the enum prefix, as used in CSVs and metadata ("jenkins_docs", ...).
 SOURCE_KINDS = tuple(
     name.removeprefix("SOURCE_KIND_").lower()
-    for name in common_pb2.SourceKind.keys()
+    for name in common_pb2.SourceKind.keys()  # noqa: SIM118 - an enum wrapper, not a dict
     if name != "SOURCE_KIND_UNSPECIFIED"
 )
 
@@ -98,22 +97,12 @@ class CorpusDocument:
 
 
 def write_documents_jsonl(path: Path, documents: Iterable[CorpusDocument]) -> int:
-    """Write atomically (temp file + rename): a killed run never leaves a partial corpus."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a killed run never leaves a partial corpus."""
     count = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for doc in documents:
-                out.write(doc.to_json_line() + "\n")
-                count += 1
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as out:
+        for doc in documents:
+            out.write(doc.to_json_line() + "\n")
+            count += 1
     return count
 
 

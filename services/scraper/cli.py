@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from jenkins_assistant.common.logging_setup import configure_logging
 
 app = typer.Typer(add_completion=False, help="Build Jenkins knowledge datasets (corpus JSONL + Q&A CSV).")
@@ -117,9 +118,10 @@ def corpus(
 ) -> None:
     """Convert the local docs, blog and plugin docs into the document corpus (one Document per line)."""
     configure_logging(log_level)
+    from tqdm import tqdm
+
     from jenkins_assistant.common.records import write_documents_jsonl
     from jenkins_assistant.scraper.local_sources import iter_local_documents
-    from tqdm import tqdm
 
     if docs_root is None and blog_root is None and plugins_root is None:
         raise typer.BadParameter("give at least one of --docs-root, --blog-root, --plugins-root")

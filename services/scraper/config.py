@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jenkins_assistant.common.config import ServerSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jenkins_assistant.common.config import ServerSettings
 
 DEFAULT_USER_AGENT = (
     "jenkins-assistant-scraper/0.1 (+https://github.com/jenkinsci; Jenkins knowledge assistant dataset builder)"

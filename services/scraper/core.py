@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Protocol
 
 from jenkins_assistant.common.errors import InvalidInput, NotFound, Overloaded, Unavailable
+from jenkins_assistant.common.files import atomic_write_text
 from jenkins_assistant.common.records import SOURCE_KINDS, CorpusDocument
 from jenkins_assistant.scraper import local_sources, metrics
 from jenkins_assistant.scraper.config import ScrapeSettings
 from jenkins_assistant.scraper.dataset import DatasetInfo, list_datasets, remove_stale_staging, write_dataset
 from jenkins_assistant.scraper.discourse import DiscourseCrawler
-from jenkins_assistant.scraper.http import HttpCache, PoliteClient, SourceError, atomic_write_text
+from jenkins_assistant.scraper.http import HttpCache, PoliteClient, SourceError
 from jenkins_assistant.scraper.processing import DROP_REASONS, clean_qa_rows, split_rows
 from jenkins_assistant.scraper.qa import QARow, import_qa_csv
 from jenkins_assistant.scraper.remote_docs import PluginDocsFetcher, sync_git_checkout

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+
 from jenkins_assistant.scraper.qa import QA_COLUMNS, QARow
 
 log = logging.getLogger(__name__)

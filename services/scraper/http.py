@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +28,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
+
+from jenkins_assistant.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -98,22 +98,6 @@ class HttpCache:
     def put(self, key: str, etag: str | None, last_modified: str | None, body: str) -> None:
         entry = {"key": key, "etag": etag, "last_modified": last_modified, "body": body}
         atomic_write_text(self._path(key), json.dumps(entry, ensure_ascii=False))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same folder + fsync + rename: readers see the old or the new file, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

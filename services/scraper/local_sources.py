@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+
 from jenkins_assistant.common.records import CorpusDocument
 from jenkins_assistant.scraper.asciidoc import ConvertedPage, convert_asciidoc
 from jenkins_assistant.scraper.html_clean import html_to_markdown, tidy_markdown

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from datasketch import MinHash, MinHashLSH
+
 from jenkins_assistant.scraper.html_clean import has_code, tidy_markdown
 from jenkins_assistant.scraper.qa import QARow
 

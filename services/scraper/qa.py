@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+
 from jenkins_assistant.common.errors import InvalidInput
 from jenkins_assistant.common.records import CorpusDocument
 from jenkins_assistant.scraper.html_clean import html_to_markdown, tidy_markdown

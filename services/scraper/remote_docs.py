@@ -23,7 +23,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from jenkins_assistant.scraper.http import PoliteClient, SourceError, atomic_write_text
+from jenkins_assistant.common.files import atomic_write_text
+from jenkins_assistant.scraper.http import PoliteClient, SourceError
 
 log = logging.getLogger(__name__)
 

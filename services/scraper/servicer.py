@@ -10,6 +10,7 @@ import asyncio
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from jenkins_assistant.common.errors import InvalidInput
 from jenkins_assistant.common.records import source_kind_from_pb, source_kind_to_pb
 from jenkins_assistant.scraper.core import (

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from jenkins_assistant.scraper.http import atomic_write_text
+from jenkins_assistant.common.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

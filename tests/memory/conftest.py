@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from tests.conftest import ServiceProcess, free_port
 from jenkins_assistant.v1 import memory_pb2_grpc
+from tests.conftest import ServiceProcess, free_port
 
 
 @pytest.fixture
