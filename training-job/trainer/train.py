@@ -32,7 +32,8 @@ class TrainingResult:
     global_step: int
     resumed_from: str | None
     stopped_early: bool
-    train_runtime_s: float
+    train_runtime_s: float  # wall time of trainer.train(), periodic evaluations included
+    train_compute_s: float  # the same without the periodic evaluations: what tokens/s is measured against
     train_tokens: int  # non-padding tokens the model was trained on in this process
     train_curve: list[dict] = field(default_factory=list)  # [{"step", "loss"}]
     val_curve: list[dict] = field(default_factory=list)  # [{"step", "eval_loss"}]
@@ -90,6 +91,13 @@ def _step_of(checkpoint: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _tokens_seen_at(checkpoint: str | None) -> int:
+    if not checkpoint:
+        return 0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return int(state.get("num_input_tokens_seen", 0))
+
+
 def run_training(
     model,
     tokenizer,
@@ -132,12 +140,14 @@ def run_training(
     if resumed_from:
         log.info("resuming from %s (restarted Job)", resumed_from)
     started = time.perf_counter()
-    tokens_before = trainer.state.num_input_tokens_seen
     trainer.train(resume_from_checkpoint=resumed_from)
     runtime = time.perf_counter() - started
-    tokens = int(trainer.state.num_input_tokens_seen - (tokens_before or 0))
 
     state = trainer.state
+    resumed_tokens = _tokens_seen_at(resumed_from)
+    tokens = int(state.num_input_tokens_seen - resumed_tokens)
+    new_entries = [e for e in state.log_history if e.get("step", 0) > (_step_of(resumed_from) or 0)]
+    eval_s = sum(e.get("eval_runtime", 0.0) for e in new_entries)
     max_steps = state.max_steps
     best_checkpoint = state.best_model_checkpoint
     train_curve, val_curve = _curves(state.log_history)
@@ -163,6 +173,7 @@ def run_training(
         resumed_from=resumed_from,
         stopped_early=stopped_early,
         train_runtime_s=runtime,
+        train_compute_s=max(runtime - eval_s, 1e-9),
         train_tokens=tokens,
         train_curve=train_curve,
         val_curve=val_curve,
