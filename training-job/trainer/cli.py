@@ -86,7 +86,7 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
         sentencepiece_model_file,
     )
     from .publish import build_manifest, publish_directory
-    from .train import run_training
+    from .train import checkpoint_step, run_training
 
     # ----- model --------------------------------------------------------------------------------------------------
     mode = resolve_mode(model_args.mode)
@@ -136,7 +136,7 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
         "best_step": result.best_step,
         "global_step": result.global_step,
         "stopped_early": result.stopped_early,
-        "resumed_from_step": export_step(result.resumed_from),
+        "resumed_from_step": checkpoint_step(result.resumed_from),
         "loss_curve": {"train": result.train_curve, "validation": result.val_curve},
         "heldout_loss": {
             "before": result.heldout_loss_before,
@@ -203,10 +203,6 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
     shutil.rmtree(work, ignore_errors=True)  # the merged model and f16 GGUF are 2x the model size on the volume
     manifest = json.loads((published / "manifest.json").read_text())
     return PipelineResult(published, manifest, result)
-
-
-def export_step(checkpoint: str | None) -> int | None:
-    return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None
 
 
 def _release_memory() -> None:

@@ -56,7 +56,7 @@ def convert_to_gguf(hf_dir: Path, out_file: Path, converter_dir: str | Path, out
     cmd = [sys.executable, str(script), str(hf_dir), "--outfile", str(out_file), "--outtype", outtype]
     log.info("converting: %s", " ".join(cmd))
     env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
     if done.returncode != 0 or not out_file.is_file():
         raise RuntimeError(f"convert_hf_to_gguf.py failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return out_file
@@ -107,6 +107,8 @@ def smoke_check(gguf_file: Path, tokenizer, chat_template: str, system_prompt: s
         if chat_template == "llama-2":
             output = llm(prompt, max_tokens=max_tokens, temperature=0.0)["choices"][0]["text"]
         else:  # the chat template stored in the GGUF, as the inference service uses it
+            if "tokenizer.chat_template" not in llm.metadata:
+                raise RuntimeError(f"{gguf_file.name} carries no tokenizer.chat_template: cannot publish it as 'gguf'")
             messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
             messages.append({"role": "user", "content": question})
             reply = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0)

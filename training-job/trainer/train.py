@@ -86,7 +86,7 @@ def _curves(log_history: list[dict]) -> tuple[list[dict], list[dict]]:
     return train, val
 
 
-def _step_of(checkpoint: str | None) -> int | None:
+def checkpoint_step(checkpoint: str | None) -> int | None:
     match = re.search(r"checkpoint-(\d+)$", checkpoint or "")
     return int(match.group(1)) if match else None
 
@@ -146,7 +146,7 @@ def run_training(
     state = trainer.state
     resumed_tokens = _tokens_seen_at(resumed_from)
     tokens = int(state.num_input_tokens_seen - resumed_tokens)
-    new_entries = [e for e in state.log_history if e.get("step", 0) > (_step_of(resumed_from) or 0)]
+    new_entries = [e for e in state.log_history if e.get("step", 0) > (checkpoint_step(resumed_from) or 0)]
     eval_s = sum(e.get("eval_runtime", 0.0) for e in new_entries)
     max_steps = state.max_steps
     best_checkpoint = state.best_model_checkpoint
@@ -159,7 +159,7 @@ def run_training(
         val_curve.append({"step": state.global_step, "eval_loss": after})
     if not val_curve or val_curve[0]["step"] != 0:
         val_curve.insert(0, {"step": 0, "eval_loss": before})
-    best_step = _step_of(best_checkpoint) or state.global_step
+    best_step = checkpoint_step(best_checkpoint) or state.global_step
     stopped_early = state.global_step < max_steps
     log.info("training done: step %d/%d%s, best step %d, held-out loss %.4f -> %.4f",
              state.global_step, max_steps, " (early stop)" if stopped_early else "", best_step, before, after)
