@@ -140,11 +140,11 @@ def run_training(
     if resumed_from:
         log.info("resuming from %s (restarted Job)", resumed_from)
     started = time.perf_counter()
+    resumed_tokens = _tokens_seen_at(resumed_from)  # read now: checkpoint rotation may delete it during training
     trainer.train(resume_from_checkpoint=resumed_from)
     runtime = time.perf_counter() - started
 
     state = trainer.state
-    resumed_tokens = _tokens_seen_at(resumed_from)
     tokens = int(state.num_input_tokens_seen - resumed_tokens)
     new_entries = [e for e in state.log_history if e.get("step", 0) > (checkpoint_step(resumed_from) or 0)]
     eval_s = sum(e.get("eval_runtime", 0.0) for e in new_entries)
