@@ -73,9 +73,8 @@ def publish_directory(staging_fill, publish_dir: str | Path) -> Path:
     try:
         manifest = staging_fill(staging)
         manifest["files"] = file_hashes(staging)
-        manifest_tmp = staging / (MANIFEST_NAME + ".tmp")
-        manifest_tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        os.replace(manifest_tmp, staging / MANIFEST_NAME)
+        # No temp file needed: the whole staging directory becomes visible in one rename below.
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         os.chmod(staging, 0o755)  # mkdtemp makes it 0700; the inference service may run as another user
         if target.exists():
             # rename() cannot replace a non-empty directory: move the old one aside first (same filesystem).
