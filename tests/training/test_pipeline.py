@@ -134,3 +134,22 @@ def test_republishing_replaces_the_model_atomically(tiny_llama_dir, qa_csv, conv
     assert manifest["created_at"] >= first["created_at"]
     leftovers = [p.name for p in second.publish_dir.parent.iterdir() if p.name != "tiny-jenkins"]
     assert leftovers == []  # no staging or old directories left behind
+
+
+def test_console_entry_point_parses_flags_and_prints_figures(tiny_llama_dir, qa_csv, tmp_path, capsys,
+                                                             one_torch_thread):
+    """`jenkins-assistant-train` with flags only (no export): the figures end the output as name=value lines."""
+    from jenkins_assistant.training.cli import cli
+
+    code = cli([
+        "--base_model", str(tiny_llama_dir), "--dataset_csv", str(qa_csv), "--output_dir", str(tmp_path / "run"),
+        "--max_train_examples", "8", "--max_eval_examples", "4", "--max_steps", "2", "--save_steps", "1",
+        "--per_device_train_batch_size", "4", "--lora_target_modules", "q_proj", "v_proj", "--report_to", "none",
+        "--no_export_gguf",
+    ])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    figures = dict(line.split("=", 1) for line in lines[-3:])
+    assert set(figures) == {"heldout_loss_before", "heldout_loss_after", "best_step"}
+    assert float(figures["heldout_loss_after"]) > 0 and int(figures["best_step"]) in (1, 2)
+    assert (tmp_path / "run" / "checkpoint-2").is_dir()
