@@ -1,6 +1,6 @@
 """Training benchmark: CPU LoRA on SmolLM2-135M-Instruct over the 765 real Jenkins Q&A pairs.
 
-    python bench/train_bench.py                         # defaults below; ~15 min on 2 free cores
+    python bench/train_bench.py                         # defaults below: 64 steps of 8 pairs, ~15-40 min
     python bench/train_bench.py --train-examples 128 --steps 16 --export
 
 Baseline and result come from the same run: the held-out loss of the untouched base model (LoRA B = 0) is measured
@@ -35,13 +35,13 @@ def smollm2_dir() -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=QA_CSV, help="Q&A CSV (question/answer columns)")
-    parser.add_argument("--train-examples", type=int, default=384, help="training pairs (of 689 after the split)")
+    parser.add_argument("--train-examples", type=int, default=689, help="training pairs (689 = the whole split)")
     parser.add_argument("--eval-examples", type=int, default=76, help="held-out pairs (76 = the whole split)")
     parser.add_argument("--epochs", type=float, default=1.0, help="passes over the training pairs")
-    parser.add_argument("--steps", type=int, default=-1, help="optimizer steps (-1: --epochs)")
+    parser.add_argument("--steps", type=int, default=64, help="optimizer steps (-1: --epochs)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--save-steps", type=int, default=16, help="evaluate/checkpoint every N steps")
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--save-steps", type=int, default=32, help="evaluate/checkpoint every N steps")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--export", action="store_true", help="also merge, convert, quantize q8_0 and publish")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary directory")
