@@ -91,8 +91,10 @@ def search(
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex, read_manifest
 
     manifest = read_manifest(index) or {}
-    settings = RetrievalSettings(index_dir=str(index), hybrid=bool(manifest.get("hybrid")))
-    retrieval = RetrievalIndex(index, load_embedder(settings), settings.faiss_threads, settings.hybrid)
+    settings = RetrievalSettings(index_dir=str(index))
+    hybrid = settings.hybrid and bool(manifest.get("hybrid"))
+    retrieval = RetrievalIndex(index, load_embedder(settings), settings.faiss_threads, hybrid,
+                               settings.keyword_weight, settings.rrf_k)
     hits, elapsed_ms = retrieval.timed_search(query, k)
     for hit in hits:
         typer.echo(f"{hit.score:.4f}  {hit.chunk.title} > {hit.chunk.section}\n        {hit.chunk.url}")

@@ -33,7 +33,8 @@ def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> Infer
     model = ChatModel(settings, resolve_model(settings))
     index = None
     if settings.require_index or read_manifest(settings.index_dir) is not None:
-        index = RetrievalIndex(settings.index_dir, load_embedder(settings), settings.faiss_threads, settings.hybrid)
+        index = RetrievalIndex(settings.index_dir, load_embedder(settings), settings.faiss_threads, settings.hybrid,
+                               settings.keyword_weight, settings.rrf_k)
     else:
         log.warning("no retrieval index in %s: answering without documentation", settings.index_dir)
     return InferenceCore(settings, model, index, memory)

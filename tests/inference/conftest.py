@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
-
 from tests.conftest import REPO_ROOT, ServiceProcess, free_port
 
 # The full docs + blog + plugin-docs index. CI builds it once before the tests:

@@ -28,6 +28,7 @@ def test_ask_streams_an_answer_with_sources(inference_process):
 
 def test_chat_keeps_the_session_between_questions(inference_process, memory_process):
     import grpc
+
     from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
 
     result = run_cli("chat", "--target", inference_process.target, "--session", "cli-session", "--owner", "cli-user",

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from jenkins_assistant.common.errors import InvalidInput, NotFound
 from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.inference.core import (

@@ -10,9 +10,9 @@ import uuid
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc, memory_pb2, memory_pb2_grpc
-
 from tests.inference.conftest import scrape_metric
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}

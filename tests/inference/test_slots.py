@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from jenkins_assistant.common.errors import Overloaded
 from jenkins_assistant.inference.model import FairGate
 from jenkins_assistant.inference.slots import SlotPool

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from jenkins_assistant.common.errors import FailedPrecondition
 from jenkins_assistant.inference.config import ChatTemplate, InferenceSettings
 from jenkins_assistant.inference.model_source import packaged_gguf, resolve_model

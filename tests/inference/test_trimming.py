@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from jenkins_assistant.inference.model import ChatModel, SamplingParams
 from jenkins_assistant.inference.model_source import resolve_model
 from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer, trim_answer

@@ -7,8 +7,9 @@ Layout of an index directory:
     index.faiss      exact inner-product index over the embeddings (= cosine similarity)
     bm25/            bm25s keyword index over the same chunks (hybrid retrieval)
 
-Dense and keyword rankings are fused by reciprocal rank fusion: keyword matching rescues exact
-Jenkins terms (plugin ids, step names, CLI flags) that a 384-dimension sentence embedding blurs.
+Optionally (hybrid), dense and keyword rankings are fused by weighted reciprocal rank fusion: keyword
+matching rescues exact Jenkins terms (plugin ids, step names, CLI flags) that a 384-dimension sentence
+embedding blurs, but it also promotes pages that merely repeat the words; see RetrievalSettings.hybrid.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ CHUNKS = "chunks.jsonl"
 EMBEDDINGS = "embeddings.npy"
 FAISS_INDEX = "index.faiss"
 BM25_DIR = "bm25"
-# Reciprocal rank fusion constant (Cormack et al. 2009): damps the weight of the very first ranks.
-RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,8 @@ def read_chunks(index_dir: Path) -> list[Chunk]:
 
 
 class RetrievalIndex:
-    def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool) -> None:
+    def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool,
+                 keyword_weight: float = 0.5, rrf_k: int = 10) -> None:
         import faiss
 
         index_dir = Path(index_dir)
@@ -82,6 +82,8 @@ class RetrievalIndex:
         if self._faiss.ntotal != len(self.chunks):
             raise FailedPrecondition(f"{index_dir}: {self._faiss.ntotal} vectors for {len(self.chunks)} chunks")
         self._embedder = embedder
+        self._keyword_weight = keyword_weight
+        self._rrf_k = rrf_k
         self._bm25 = None
         if hybrid:
             import bm25s
@@ -118,9 +120,9 @@ class RetrievalIndex:
             return [Hit(self.chunks[i], score) for i, score in dense[:k]]
         fused: dict[int, float] = {}
         for rank, (i, _score) in enumerate(dense):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[i] = fused.get(i, 0.0) + 1.0 / (self._rrf_k + rank + 1)
         for rank, i in enumerate(self._keyword(query, depth)):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[i] = fused.get(i, 0.0) + self._keyword_weight / (self._rrf_k + rank + 1)
         best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
         return [Hit(self.chunks[i], score) for i, score in best]
 
