@@ -66,7 +66,9 @@ def inference_process(full_index: Path, memory_process: ServiceProcess) -> Itera
         "INFERENCE_MEMORY_TARGET": memory_process.target,
         "INFERENCE_PARALLEL_SLOTS": "1",
         "INFERENCE_MAX_QUEUE": "1",
-        "INFERENCE_N_THREADS": "2",
+        # One thread: on a shared 2-core machine a 2-thread llama.cpp context slows down 5x when another
+        # process takes a core (measured: 155 vs 32 prompt tokens/s), and CI runs other processes beside it.
+        "INFERENCE_N_THREADS": "1",
         "INFERENCE_N_CTX": "2048",
         "INFERENCE_RETRIEVAL_K": "3",
         "INFERENCE_DEFAULT_MAX_TOKENS": "48",
@@ -102,4 +104,4 @@ def scrape_metric(process: ServiceProcess, name: str, labels: str = "") -> float
 
 @pytest.fixture(scope="session")
 def smollm2_settings() -> InferenceSettings:
-    return InferenceSettings(parallel_slots=1, n_threads=2, n_ctx=2048, require_index=False)
+    return InferenceSettings(parallel_slots=1, n_threads=1, n_ctx=2048, require_index=False)

@@ -29,7 +29,7 @@ PIPELINE_DOC = CorpusDocument(
 
 @pytest.fixture(scope="module")
 def settings() -> RetrievalSettings:
-    return RetrievalSettings(embedding_threads=2, chunk_chars=400, chunk_overlap_chars=60)
+    return RetrievalSettings(embedding_threads=1, chunk_chars=400, chunk_overlap_chars=60, hybrid=True)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def recall_at_5(index: RetrievalIndex) -> tuple[float, list[str]]:
 
 def test_recall_at_5_on_the_full_corpus(full_index: Path):
     assert len(QUESTIONS) >= 30
-    settings = RetrievalSettings(embedding_threads=2)
+    settings = RetrievalSettings(embedding_threads=1)
     embedder = load_embedder(settings)
     served = RetrievalIndex(full_index, embedder, 1, settings.hybrid, settings.keyword_weight, settings.rrf_k)
     other = RetrievalIndex(full_index, embedder, 1, not settings.hybrid, settings.keyword_weight, settings.rrf_k)
