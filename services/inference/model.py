@@ -3,8 +3,8 @@
 A llama.cpp context is not thread-safe, so each slot owns its own `Llama` (the weights are mmapped
 once by the OS and shared; each slot adds only its KV cache). Slots take turns on the CPU through a
 FIFO gate per token (`FairGate`), so N answers progress evenly instead of first-come-first-served,
-and no more threads compute at once than the cores given to generation: a prompt evaluation takes
-all of them for its batch, a decode step one slot's share.
+and no more threads compute at once than the cores given to generation (a prompt evaluation may take
+several slots' share when INFERENCE_BATCH_THREADS asks for it).
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ class _TokenCounter:
 class ModelSlot:
     """One llama.cpp context; used by one answer at a time (the SlotPool guarantees it)."""
 
-    def __init__(self, index: int, llama, gate: FairGate) -> None:
+    def __init__(self, index: int, llama, gate: FairGate, prompt_permits: int = 1) -> None:
         self.index = index
         self.llama = llama
         self._gate = gate
+        self._prompt_permits = prompt_permits
 
     def generate(
         self,
@@ -126,9 +127,9 @@ class ModelSlot:
             stream=True,
             logits_processor=LogitsProcessorList([counter]),
         )
-        # The first step evaluates the whole prompt with every generation thread (n_threads_batch); each
-        # later step decodes one token on this slot's own threads.
-        permits = self._gate.permits
+        # The first step evaluates the whole prompt (with n_threads_batch threads, possibly more than this
+        # slot's share); each later step decodes one token on this slot's own threads.
+        permits = self._prompt_permits
         try:
             while True:
                 if cancelled.is_set():
@@ -185,10 +186,10 @@ class ChatModel:
                 n_ctx=settings.n_ctx,
                 n_batch=settings.n_batch,
                 n_threads=threads,
-                n_threads_batch=threads * settings.decode_permits,
+                n_threads_batch=settings.prompt_threads,
                 verbose=False,
             )
-            self.slots.append(ModelSlot(index, llama, self.gate))
+            self.slots.append(ModelSlot(index, llama, self.gate, max(1, settings.prompt_threads // threads)))
         first = self.slots[0].llama
         self.metadata: dict[str, str] = dict(first.metadata)
         self.n_ctx = first.n_ctx()
