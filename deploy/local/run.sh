@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The main job, end to end on one machine: Redis (unless REDIS_URL is set) -> memory service ->
+# retrieval index (built once from the Jenkins docs, blog and plugin docs) -> inference service ->
+# a streamed, sourced answer to the question, then a follow-up in the same session that uses memory.
+#
+#   deploy/local/run.sh "How do I ...?"          (make run QUESTION="How do I ...?")
+#
+# Environment: REDIS_URL (external Redis), JENKINS_SHARED_DATA (default ../shared/data),
+# INFERENCE_MODEL_PATH (a .gguf or a published model dir; default: the packaged SmolLM2),
+# FOLLOWUP (the second question; empty skips it), any MEMORY_* / INFERENCE_* setting.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+QUESTION="${1:-How do I define a declarative Pipeline with a parallel stage?}"
+FOLLOWUP="${FOLLOWUP-How do I make one of those stages run only on the main branch?}"
+BIN=.venv/bin
+SHARED_DATA="${JENKINS_SHARED_DATA:-../shared/data}"
+STATE=var/local
+INDEX_DIR="${INFERENCE_INDEX_DIR:-var/index}"
+mkdir -p "$STATE"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 LOG_LEVEL="${LOG_LEVEL:-WARNING}"
+
+free_port() { "$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${REDIS_URL:-}" ]; then
+  command -v redis-server >/dev/null || { echo "redis-server not found: install it or set REDIS_URL" >&2; exit 1; }
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$STATE" >"$STATE/redis.log" 2>&1 &
+  PIDS+=($!)
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+  echo "redis-server on $REDIS_URL"
+fi
+
+MEMORY_PORT=$(free_port)
+MEMORY_PORT=$MEMORY_PORT "$BIN/jenkins-assistant-memory" >"$STATE/memory.log" 2>&1 &
+PIDS+=($!)
+
+if [ ! -f "$INDEX_DIR/manifest.json" ]; then
+  echo "building the retrieval index from $SHARED_DATA (docs, blog, plugin docs; once, a few minutes)"
+  "$BIN/jenkins-assistant-index" build --shared-data "$SHARED_DATA" --out "$INDEX_DIR"
+fi
+
+INFERENCE_PORT=$(free_port)
+INFERENCE_PORT=$INFERENCE_PORT INFERENCE_INDEX_DIR="$INDEX_DIR" \
+  INFERENCE_MEMORY_TARGET="127.0.0.1:$MEMORY_PORT" "$BIN/jenkins-assistant-inference" >"$STATE/inference.log" 2>&1 &
+PIDS+=($!)
+
+"$BIN/python" -m jenkins_assistant.common.healthcheck "127.0.0.1:$MEMORY_PORT" --timeout 60 \
+  || { cat "$STATE/memory.log" >&2; exit 1; }
+echo "memory service on 127.0.0.1:$MEMORY_PORT; loading the model and index..."
+"$BIN/python" -m jenkins_assistant.common.healthcheck "127.0.0.1:$INFERENCE_PORT" --timeout 300 \
+  || { cat "$STATE/inference.log" >&2; exit 1; }
+echo "inference service on 127.0.0.1:$INFERENCE_PORT"
+
+SESSION="local-$(date +%s)"
+echo
+echo "> $QUESTION"
+"$BIN/jenkins-assistant" ask --target "127.0.0.1:$INFERENCE_PORT" --session "$SESSION" "$QUESTION"
+if [ -n "$FOLLOWUP" ]; then
+  echo
+  echo "> $FOLLOWUP"
+  "$BIN/jenkins-assistant" ask --target "127.0.0.1:$INFERENCE_PORT" --session "$SESSION" "$FOLLOWUP"
+fi
