@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 QUESTION ?= How do I define a declarative Pipeline with a parallel stage?
 SHARED_DATA ?= $(or $(JENKINS_SHARED_DATA),../shared/data)
 INDEX_DIR := var/index
+# Console scripts (and buf) live in the venv: tests look them up on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export CMAKE_BUILD_PARALLEL_LEVEL := 2
