@@ -40,3 +40,7 @@ prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: /metrics
 {{- end }}
 {{- end -}}
+
+{{- define "ja.dataClaim" -}}
+{{- default (printf "%s-data" (include "ja.fullname" .)) .Values.inference.dataVolume.claimName -}}
+{{- end -}}
