@@ -114,30 +114,24 @@ class PluginDocsFetcher:
                 break
         return chosen
 
-    def _file(self, repo: str, path: str) -> dict | None:
-        """A repository file from the contents API ({path, sha, text}), None when absent."""
+    def _contents(self, url: str, default_path: str) -> dict | None:
+        """A file from the GitHub contents API ({path, sha, text}), None when absent."""
         try:
-            item = self.client.get_json(f"{self.github_api_url}/repos/{repo}/contents/{path}").data
+            item = self.client.get_json(url).data
         except SourceError as exc:
             if "HTTP 404" in str(exc):
                 return None
             raise
-        if not isinstance(item, dict) or item.get("encoding") != "base64":
-            return None
-        text = base64.b64decode(item.get("content") or "").decode("utf-8", errors="replace")
-        return {"path": item.get("path", path), "sha": item.get("sha", ""), "text": text}
-
-    def _readme(self, repo: str) -> dict | None:
-        try:
-            item = self.client.get_json(f"{self.github_api_url}/repos/{repo}/readme").data
-        except SourceError as exc:
-            if "HTTP 404" in str(exc):
-                return None
-            raise
-        if not isinstance(item, dict) or not item.get("content"):
+        if not isinstance(item, dict) or item.get("encoding") != "base64" or not item.get("content"):
             return None
         text = base64.b64decode(item["content"]).decode("utf-8", errors="replace")
-        return {"path": item.get("path", "README.md"), "sha": item.get("sha", ""), "text": text}
+        return {"path": item.get("path", default_path), "sha": item.get("sha", ""), "text": text}
+
+    def _file(self, repo: str, path: str) -> dict | None:
+        return self._contents(f"{self.github_api_url}/repos/{repo}/contents/{path}", path)
+
+    def _readme(self, repo: str) -> dict | None:
+        return self._contents(f"{self.github_api_url}/repos/{repo}/readme", "README.md")
 
     def _license(self, repo: str) -> str:
         try:
