@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import grpc
-from jenkins_assistant.common.healthcheck import wait_until_serving
+
 from jenkins_assistant.inference.config import ChatTemplate
 from jenkins_assistant.inference.model_source import packaged_gguf
 from jenkins_assistant.inference.prompts import answer_messages
 from jenkins_assistant.inference.templates import formatter_for_model
 from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from tests.conftest import ServiceProcess, free_port
 
 QUESTION = "Explain step by step how to write a declarative Jenkins pipeline that builds, tests and deploys a Java app."
 REPEAT_PENALTY = 1.1  # the service's default; the baselines use the same
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def model_path() -> str:
@@ -40,28 +35,18 @@ def raw_prompt(llama) -> tuple[str, list[str]]:
     return prompt.text, list(dict.fromkeys([*prompt.stop, *TURN_STOP_SEQUENCES]))
 
 
-def start_inference(env: dict[str, str], timeout_s: float = 180) -> tuple[subprocess.Popen, str]:
+def start_inference(env: dict[str, str], timeout_s: float = 180) -> ServiceProcess:
+    """Our service as its own process, SERVING; `.target` to call it, `.stop()` when done."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jenkins_assistant.inference.server"],
-        env={**os.environ, "INFERENCE_HOST": "127.0.0.1", "INFERENCE_PORT": str(port),
-             "INFERENCE_MODEL_PATH": model_path(), "INFERENCE_REQUIRE_INDEX": "false",
-             "INFERENCE_INDEX_DIR": tempfile.mkdtemp(prefix="no-index-"), "INFERENCE_LOG_LEVEL": "WARNING", **env},
+    service = ServiceProcess(
+        args=[sys.executable, "-m", "jenkins_assistant.inference.server"],
+        env={"INFERENCE_HOST": "127.0.0.1", "INFERENCE_PORT": str(port), "INFERENCE_MODEL_PATH": model_path(),
+             "INFERENCE_REQUIRE_INDEX": "false", "INFERENCE_INDEX_DIR": tempfile.mkdtemp(prefix="no-index-"),
+             "INFERENCE_LOG_LEVEL": "WARNING", **env},
+        port=port,
     )
-    target = f"127.0.0.1:{port}"
-    if not wait_until_serving(target, timeout_s):
-        process.kill()
-        raise RuntimeError("inference service did not become SERVING")
-    return process, target
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    service.start(timeout_s)
+    return service
 
 
 def chat_request(max_tokens: int) -> inference_pb2.ChatRequest:
@@ -93,7 +78,3 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]

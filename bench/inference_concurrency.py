@@ -27,17 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from inference_common import (
     REPEAT_PENALTY,
+    ServiceProcess,
     free_port,
     model_path,
     percentile,
     raw_prompt,
     start_inference,
-    stop,
     stream_chat,
 )
 
 
-def start_llama_cpp_server(threads: int, n_ctx: int) -> tuple[subprocess.Popen, str]:
+def start_llama_cpp_server(threads: int, n_ctx: int) -> tuple[ServiceProcess, str]:
     import httpx
 
     port = free_port()
@@ -52,7 +52,7 @@ def start_llama_cpp_server(threads: int, n_ctx: int) -> tuple[subprocess.Popen, 
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                return process, url
+                return ServiceProcess(args=process.args, env={}, port=port, process=process), url
         except httpx.HTTPError:
             time.sleep(0.3)
     process.kill()
@@ -127,17 +127,18 @@ def main() -> None:
             args.chats, lambda: stream_completion(url, prompt, stop_sequences, args.max_tokens))
         their_ttft, their_rate = summarise("llama_cpp.server", results, wall, tokenize)
     finally:
-        stop(theirs_process)
+        theirs_process.stop()
 
-    ours_process, target = start_inference({
+    ours_process = start_inference({
         "INFERENCE_PARALLEL_SLOTS": str(args.slots), "INFERENCE_N_THREADS": str(args.threads),
         "INFERENCE_N_CTX": str(args.n_ctx), "INFERENCE_MAX_QUEUE": str(args.chats)})
+    target = ours_process.target
     try:
         stream_chat(target, 8)  # warm-up
         results, failed, wall = run_concurrently(args.chats, lambda: stream_chat(target, args.max_tokens))
         our_ttft, our_rate = summarise("jenkins-assistant", results, wall, tokenize)
     finally:
-        stop(ours_process)
+        ours_process.stop()
 
     print(f"their_failed={their_failed}")
     print(f"failed={failed}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference_common import REPEAT_PENALTY, model_path, raw_prompt, start_inference, stop, stream_chat
+from inference_common import REPEAT_PENALTY, model_path, raw_prompt, start_inference, stream_chat
 
 
 def raw_run(llama, prompt_tokens: list[int], stop_sequences: list[str], max_tokens: int) -> tuple[int, float]:
@@ -55,8 +55,9 @@ def main() -> None:
     prompt, stop_sequences = raw_prompt(llama)
     prompt_tokens = llama.tokenize(prompt.encode(), add_bos=True, special=True)
 
-    server, target = start_inference({"INFERENCE_PARALLEL_SLOTS": "1", "INFERENCE_N_THREADS": str(args.threads),
-                                      "INFERENCE_N_CTX": str(args.n_ctx)})
+    server = start_inference({"INFERENCE_PARALLEL_SLOTS": "1", "INFERENCE_N_THREADS": str(args.threads),
+                              "INFERENCE_N_CTX": str(args.n_ctx)})
+    target = server.target
     raw_rates, grpc_rates = [], []
     try:
         stream_chat(target, 8)  # warm-up both sides
@@ -71,7 +72,7 @@ def main() -> None:
                   f"grpc {result['tokens']} tokens {grpc_rates[-1]:.1f}/s (ttft {result['ttft_s'] * 1000:.0f} ms)",
                   flush=True)
     finally:
-        stop(server)
+        server.stop()
     raw = statistics.median(raw_rates)
     served = statistics.median(grpc_rates)
     print(f"prompt_tokens={len(prompt_tokens)}")
