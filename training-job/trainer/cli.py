@@ -17,7 +17,6 @@ last checkpoint. The published directory holds the GGUF files, the adapter and m
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -85,7 +84,7 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
         resolve_mode,
         sentencepiece_model_file,
     )
-    from .publish import build_manifest, publish_directory
+    from .publish import build_manifest, publish_directory, read_manifest
     from .train import checkpoint_step, run_training
 
     # ----- model --------------------------------------------------------------------------------------------------
@@ -201,7 +200,7 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
 
     published = publish_directory(fill, train_args.publish_dir)
     shutil.rmtree(work, ignore_errors=True)  # the merged model and f16 GGUF are 2x the model size on the volume
-    manifest = json.loads((published / "manifest.json").read_text())
+    manifest = read_manifest(published)
     return PipelineResult(published, manifest, result)
 
 
