@@ -83,13 +83,18 @@ class SmokeResult:
     tokens_match_training: bool  # llama.cpp tokenizes the served prompt exactly as the trainer did
 
 
+def _chat_messages(system_prompt: str, question: str) -> list[dict]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
 def served_prompt(tokenizer, chat_template: str, system_prompt: str, question: str) -> str:
     """The prompt text the inference service builds for a question (the training prompt, without the answer)."""
     if chat_template == "llama-2":
         return render_llama2_prompt(question, system_prompt)
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": question})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(_chat_messages(system_prompt, question), tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def smoke_check(gguf_file: Path, tokenizer, chat_template: str, system_prompt: str, question: str,
@@ -109,9 +114,8 @@ def smoke_check(gguf_file: Path, tokenizer, chat_template: str, system_prompt: s
         else:  # the chat template stored in the GGUF, as the inference service uses it
             if "tokenizer.chat_template" not in llm.metadata:
                 raise RuntimeError(f"{gguf_file.name} carries no tokenizer.chat_template: cannot publish it as 'gguf'")
-            messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-            messages.append({"role": "user", "content": question})
-            reply = llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0.0)
+            reply = llm.create_chat_completion(messages=_chat_messages(system_prompt, question),
+                                               max_tokens=max_tokens, temperature=0.0)
             output = reply["choices"][0]["message"]["content"] or ""
     finally:
         llm.close()
