@@ -129,17 +129,22 @@ class ServiceProcess:
         self.process = None
 
 
+def memory_service_process(redis_url: str, **env: str) -> ServiceProcess:
+    """The memory service as its own process on a free port (not started yet); env adds MEMORY_* settings."""
+    import sys
+
+    port = free_port()
+    return ServiceProcess(
+        args=[sys.executable, "-m", "jenkins_assistant.memory.server"],
+        env={"MEMORY_PORT": str(port), "MEMORY_HOST": "127.0.0.1", "REDIS_URL": redis_url, **env},
+        port=port,
+    )
+
+
 @pytest.fixture
 def memory_service(redis_url: str) -> Iterator[ServiceProcess]:
     """The memory service as a separate process on a real Redis; `.stop()` simulates an outage."""
-    import sys
-
-    service = ServiceProcess(
-        args=[sys.executable, "-m", "jenkins_assistant.memory.server"],
-        env={"MEMORY_PORT": str(free_port()), "REDIS_URL": redis_url, "MEMORY_HOST": "127.0.0.1"},
-        port=0,
-    )
-    service.port = int(service.env["MEMORY_PORT"])
+    service = memory_service_process(redis_url, MEMORY_REDIS_CHECK_INTERVAL_S="0.2")
     service.start()
     yield service
     service.stop()

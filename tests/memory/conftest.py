@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
 
 from jenkins_assistant.v1 import memory_pb2_grpc
-from tests.conftest import ServiceProcess, free_port
+from tests.conftest import ServiceProcess, memory_service_process
 
 
 @pytest.fixture
@@ -17,13 +16,7 @@ def start_memory(redis_url: str) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
     def start(**env: str) -> ServiceProcess:
-        port = free_port()
-        service = ServiceProcess(
-            args=[sys.executable, "-m", "jenkins_assistant.memory.server"],
-            env={"MEMORY_PORT": str(port), "MEMORY_HOST": "127.0.0.1", "REDIS_URL": redis_url,
-                 "MEMORY_REDIS_CHECK_INTERVAL_S": "0.2", **env},
-            port=port,
-        )
+        service = memory_service_process(redis_url, MEMORY_REDIS_CHECK_INTERVAL_S="0.2", **env)
         service.start()
         started.append(service)
         return service
