@@ -32,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.common.healthcheck import wait_until_serving
 from jenkins_assistant.memory.config import MemorySettings
-from jenkins_assistant.memory.core import APPEND_SCRIPT, MemoryStore, Turn
+from jenkins_assistant.memory.core import APPEND_SCRIPT, Turn, session_key
 from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
 
 
@@ -59,13 +59,13 @@ def run_grpc(stub, ops: int, tag: str) -> list[float]:
     return latencies
 
 
-def run_raw(client: redis.Redis, store_keys: MemoryStore, ops: int, tag: str, settings: MemorySettings) -> list[float]:
+def run_raw(client: redis.Redis, ops: int, tag: str, settings: MemorySettings) -> list[float]:
     append = client.register_script(APPEND_SCRIPT)
     turn_json = Turn(user_text="How do I configure a Jenkins agent?", assistant_text="x" * 400,
                      asked_at=time.time(), answered_at=time.time()).to_json()
     latencies = []
     for i in range(ops):
-        key = store_keys.key("bench", f"{tag}-{i % 50}")
+        key = session_key(settings.key_prefix, "bench", f"{tag}-{i % 50}")
         start = time.perf_counter()
         append(keys=[key], args=[turn_json, settings.max_turns, settings.ttl_s])
         with client.pipeline(transaction=False) as pipe:
@@ -122,18 +122,16 @@ def main() -> None:
             raise RuntimeError(f"memory service at {target} not SERVING")
 
         settings = MemorySettings(redis_url=redis_url)
-        keys = MemoryStore.__new__(MemoryStore)
-        keys.settings = settings  # only key() is used: no connection needed
         client = redis.Redis.from_url(redis_url)
         with grpc.insecure_channel(target) as channel:
             stub = memory_pb2_grpc.MemoryServiceStub(channel)
             run_grpc(stub, 200, "warm")  # warm-up: connections, script cache, code paths
-            run_raw(client, keys, 200, "warm", settings)
+            run_raw(client, 200, "warm", settings)
             grpc_lat: list[float] = []
             raw_lat: list[float] = []
             empty_lat: list[float] = []
             for round_ in range(args.rounds):
-                raw_lat += run_raw(client, keys, args.ops, f"raw{round_}", settings)
+                raw_lat += run_raw(client, args.ops, f"raw{round_}", settings)
                 grpc_lat += run_grpc(stub, args.ops, f"grpc{round_}")
                 empty_lat += run_empty_rpc(channel, args.ops)
         raw_ops, _ = summary("raw redis-py", raw_lat)

@@ -84,6 +84,11 @@ def _check_text(name: str, text: str, limit: int, *, required: bool) -> None:
         raise InvalidInput(f"{name} contains a NUL character")
 
 
+def session_key(prefix: str, owner: str, session_id: str) -> str:
+    # Session ids cannot contain ':', so the owner (anything printable) is unambiguous after it.
+    return f"{prefix}:{session_id}:{owner}"
+
+
 class MemoryStore:
     def __init__(self, settings: MemorySettings, client: aioredis.Redis | None = None) -> None:
         self.settings = settings
@@ -96,8 +101,7 @@ class MemoryStore:
         self._append = self.redis.register_script(APPEND_SCRIPT)
 
     def key(self, owner: str, session_id: str) -> str:
-        # session ids cannot contain ':', so the owner (anything printable) is unambiguous after it.
-        return f"{self.settings.key_prefix}:{session_id}:{owner}"
+        return session_key(self.settings.key_prefix, owner, session_id)
 
     def validate_turn(self, turn: Turn) -> Turn:
         limit = self.settings.max_text_chars
@@ -126,8 +130,11 @@ class MemoryStore:
     def _unavailable(self, operation: str, exc: RedisError) -> Unavailable:
         REDIS_ERRORS.labels(operation).inc()
         log.warning("redis %s failed: %s", operation, exc)
-        reason = "timed out" if isinstance(exc, RedisTimeoutError) else "unreachable"
-        if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        if isinstance(exc, RedisTimeoutError):
+            reason = "timed out"
+        elif isinstance(exc, RedisConnectionError):
+            reason = "unreachable"
+        else:
             reason = f"error ({type(exc).__name__})"
         return Unavailable(f"conversation store (Redis) {reason}: {exc}; retry shortly")
 
