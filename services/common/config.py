@@ -26,9 +26,6 @@ class ServerSettings(BaseSettings):
     grace_s: float = Field(
         10.0, ge=0, le=300, description="Seconds in-flight calls get on shutdown (= terminationGracePeriodSeconds)."
     )
-    max_workers: int = Field(
-        8, ge=1, le=256, description="Threads for blocking work (model calls, file IO) behind the asyncio server."
-    )
     max_message_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request accepted; bigger ones get RESOURCE_EXHAUSTED."
     )

@@ -130,7 +130,6 @@ class GrpcServer:
     port: int
     health: health.aio.HealthServicer
     service_names: list[str] = field(default_factory=list)
-    metrics_port: int = 0
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -177,7 +176,7 @@ async def serve_until_signal(
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Start, run `on_start` (which marks the service ready), wait for SIGTERM/SIGINT, stop gracefully."""
-    grpc_server.metrics_port = start_metrics_endpoint(settings.metrics_port, settings.host)
+    start_metrics_endpoint(settings.metrics_port, settings.host)
     await grpc_server.set_serving(False)
     await grpc_server.server.start()
     log.info("gRPC listening on %s:%d", settings.host, grpc_server.port)
