@@ -1,7 +1,7 @@
 """Slot scheduling: at most N answers generate at once, a bounded FIFO queue waits for a slot, and a
 full queue is refused at once (RESOURCE_EXHAUSTED) instead of piling up latency.
 
-Lives on the event loop; `release` may be called from a worker thread through `release_threadsafe`.
+Lives on the event loop (call `release` there too).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ class SlotPool(Generic[Slot]):
         self._size = len(slots)
         self._max_queue = max_queue
         self._waiters: deque[asyncio.Future] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def queued(self) -> int:
@@ -31,18 +30,13 @@ class SlotPool(Generic[Slot]):
     def active(self) -> int:
         return self._size - len(self._free)
 
-    @property
-    def size(self) -> int:
-        return self._size
-
     async def acquire(self) -> Slot:
-        self._loop = asyncio.get_running_loop()
         if self._free and not self.queued:
             return self._free.popleft()
         if self.queued >= self._max_queue:
             raise Overloaded(f"all {self._size} generation slots are busy and {self._max_queue} chats are queued; "
                              "retry later")
-        waiter: asyncio.Future = self._loop.create_future()
+        waiter: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             return await waiter
@@ -61,6 +55,3 @@ class SlotPool(Generic[Slot]):
                 return
         self._free.append(slot)
 
-    def release_threadsafe(self, slot: Slot) -> None:
-        assert self._loop is not None, "release_threadsafe before any acquire"
-        self._loop.call_soon_threadsafe(self.release, slot)
