@@ -132,7 +132,7 @@ class PoliteClient:
         extra_headers: dict[str, str] | None = None,
     ) -> None:
         self.session = requests.Session()
-        retry = CappedRetry(
+        transport_retry = CappedRetry(
             total=max_retries,
             connect=max_retries,
             read=max_retries,
@@ -144,8 +144,8 @@ class PoliteClient:
             respect_retry_after_header=True,
             raise_on_status=False,  # the last 429/5xx comes back as a response: we raise SourceError
         )
-        retry.max_wait_s = max_retry_after_s
-        adapter = HTTPAdapter(max_retries=retry)
+        transport_retry.max_wait_s = max_retry_after_s
+        adapter = HTTPAdapter(max_retries=transport_retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": user_agent, "Accept": "application/json"})
@@ -155,7 +155,13 @@ class PoliteClient:
         self.cache = cache
         self.stats = HttpStats()
         self.conditional = True  # send If-None-Match / If-Modified-Since from the cache
-        self._malformed_attempts = max(1, min(3, max_retries + 1))
+        # A 200 whose body is not JSON is fetched again a few times (built once, not per request).
+        self._fetch = retry(
+            retry=retry_if_exception_type(MalformedResponse),
+            stop=stop_after_attempt(max(1, min(3, max_retries + 1))),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            reraise=True,
+        )(self._get_once)
 
     @classmethod
     def from_settings(cls, settings, cache: HttpCache | None, extra_headers: dict[str, str] | None = None):
@@ -182,13 +188,7 @@ class PoliteClient:
 
     def get_json(self, url: str, params: dict | None = None, *, conditional: bool | None = None) -> JsonResponse:
         key = url + ("?" + urlencode(sorted((params or {}).items()), doseq=True) if params else "")
-        fetch = retry(
-            retry=retry_if_exception_type(MalformedResponse),
-            stop=stop_after_attempt(self._malformed_attempts),
-            wait=wait_exponential(multiplier=0.2, max=5),
-            reraise=True,
-        )(self._get_once)
-        return fetch(url, params, key, self.conditional if conditional is None else conditional)
+        return self._fetch(url, params, key, self.conditional if conditional is None else conditional)
 
     def _get_once(self, url: str, params: dict | None, key: str, conditional: bool) -> JsonResponse:
         headers: dict[str, str] = {}
