@@ -14,6 +14,8 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
+from jenkins_assistant.common.files import atomic_write_text
+
 from .config import DataArguments, ModelArguments, TrainArguments
 from .modeling import TrainingMode, lora_config
 
@@ -134,7 +136,7 @@ def run_training(
     else:
         # LoRA's B matrices start at zero, so the fresh adapter model *is* the base model here.
         before = trainer.evaluate(metric_key_prefix="eval")["eval_loss"]
-        baseline_path.write_text(json.dumps({"eval_loss": before}))
+        atomic_write_text(baseline_path, json.dumps({"eval_loss": before}))  # a Job killed mid-write leaves no stub
     log.info("held-out loss of the base model: %.4f", before)
 
     if resumed_from:
