@@ -78,7 +78,7 @@ def main() -> int:
     print(f"steps={result.global_step}")
     print(f"heldout_loss_base={result.heldout_loss_before:.4f}")
     print(f"heldout_loss_tuned={result.heldout_loss_after:.4f}")
-    print(f"heldout_loss_reduction={1 - result.heldout_loss_after / result.heldout_loss_before:.4f}")
+    print(f"heldout_loss_reduction={outcome.manifest['heldout_loss']['reduction']:.4f}")
     print(f"train_runtime_s={result.train_runtime_s:.1f}")
     print(f"tokens_per_s={result.train_tokens / result.train_compute_s:.1f}")
     print(f"peak_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
