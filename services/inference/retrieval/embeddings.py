@@ -70,7 +70,7 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         vectors = self._model.encode(texts, batch_size=self._batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False)
-        return _normalise(vectors)
+        return vectors.astype(np.float32, copy=False)  # already unit length
 
 
 class LlamaCppEmbedder:
