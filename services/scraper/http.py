@@ -39,6 +39,10 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 class SourceError(RuntimeError):
     """A source could not be read even after retries (HTTP error, undecodable payload)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of an error answer, None for other failures
+
 
 class MalformedResponse(SourceError):
     """The server answered 200 with a body that is not the JSON we asked for."""
@@ -211,7 +215,8 @@ class PoliteClient:
             self.stats.not_modified += 1
             return JsonResponse(json.loads(cached["body"]), True, 304, dict(response.headers))
         if response.status_code >= 400:
-            raise SourceError(f"GET {key}: HTTP {response.status_code} after retries: {response.text[:200]!r}")
+            raise SourceError(f"GET {key}: HTTP {response.status_code} after retries: {response.text[:200]!r}",
+                              status=response.status_code)
         try:
             data = response.json()
         except ValueError as exc:

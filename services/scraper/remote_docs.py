@@ -114,14 +114,18 @@ class PluginDocsFetcher:
                 break
         return chosen
 
-    def _contents(self, url: str, default_path: str) -> dict | None:
-        """A file from the GitHub contents API ({path, sha, text}), None when absent."""
+    def _get_or_none(self, url: str) -> object:
+        """The JSON at url, None when GitHub answers 404 (no such file, folder or licence)."""
         try:
-            item = self.client.get_json(url).data
+            return self.client.get_json(url).data
         except SourceError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return None
             raise
+
+    def _contents(self, url: str, default_path: str) -> dict | None:
+        """A file from the GitHub contents API ({path, sha, text}), None when absent."""
+        item = self._get_or_none(url)
         if not isinstance(item, dict) or item.get("encoding") != "base64" or not item.get("content"):
             return None
         text = base64.b64decode(item["content"]).decode("utf-8", errors="replace")
@@ -134,23 +138,13 @@ class PluginDocsFetcher:
         return self._contents(f"{self.github_api_url}/repos/{repo}/readme", "README.md")
 
     def _license(self, repo: str) -> str:
-        try:
-            data = self.client.get_json(f"{self.github_api_url}/repos/{repo}/license").data
-        except SourceError as exc:
-            if "HTTP 404" in str(exc):
-                return "NOASSERTION"
-            raise
+        data = self._get_or_none(f"{self.github_api_url}/repos/{repo}/license")
         spdx = ((data or {}).get("license") or {}).get("spdx_id") if isinstance(data, dict) else None
         return str(spdx or "NOASSERTION")
 
     def _doc_pages(self, repo: str) -> list[dict]:
         for folder in ("docs", "doc"):
-            try:
-                listing = self.client.get_json(f"{self.github_api_url}/repos/{repo}/contents/{folder}").data
-            except SourceError as exc:
-                if "HTTP 404" in str(exc):
-                    continue
-                raise
+            listing = self._get_or_none(f"{self.github_api_url}/repos/{repo}/contents/{folder}")
             if isinstance(listing, list):
                 names = sorted(item["path"] for item in listing
                                if item.get("type") == "file" and str(item.get("name", "")).lower().endswith(DOC_SUFFIXES))
