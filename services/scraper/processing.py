@@ -125,15 +125,17 @@ def clean_qa_rows(
         # Short questions differ by a word that matters ("Level 1" / "Level 4", "not"): only
         # questions long enough for shingle similarity to mean "the same post" are compared.
         row_shingles = shingles(row.question) if len(row.question.split()) >= NEAR_DUPLICATE_MIN_WORDS else set()
-        minhash = MinHash(num_perm=NUM_PERM)
-        minhash.update_batch([shingle.encode() for shingle in row_shingles])
-        candidates = lsh.query(minhash) if row_shingles else []
-        if any(jaccard(row_shingles, kept_shingles[key]) >= near_duplicate_threshold for key in candidates):
-            result.drop(row, "duplicate_near")
-            continue
+        minhash = None
+        if row_shingles:  # short questions skip the MinHash altogether
+            minhash = MinHash(num_perm=NUM_PERM)
+            minhash.update_batch([shingle.encode() for shingle in row_shingles])
+            if any(jaccard(row_shingles, kept_shingles[key]) >= near_duplicate_threshold
+                   for key in lsh.query(minhash)):
+                result.drop(row, "duplicate_near")
+                continue
         seen_exact.add(exact_key)
         kept_ids.add(row.id)
-        if row_shingles:
+        if minhash is not None:
             lsh.insert(row.id, minhash)
             kept_shingles[row.id] = row_shingles
         result.kept.append(row)
