@@ -8,6 +8,7 @@ threads for the gRPC service and keeps their progress.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -123,8 +124,6 @@ def _root_for(settings: ScrapeSettings, source: str, force: bool, progress: Prog
 
 def _fingerprint(root: Path, settings: ScrapeSettings) -> str:
     """Changes whenever a file under root is added, removed, resized or touched."""
-    import hashlib
-
     digest = hashlib.sha256(f"{CONVERTER_VERSION}|{settings.jenkins_stable}|{root.resolve()}".encode())
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))  # .git changes on every fetch
@@ -296,11 +295,10 @@ def run_scrape(
         "http": http_stats,
         "text_only": text_only,
         "validation_fraction": settings.validation_fraction,
-        "duration_s": 0.0,
+        "duration_s": round(time.perf_counter() - started, 3),
         "counts": {"documents": len(document_lines), "qa_pairs": len(cleaned.kept), "qa_train": len(train),
                    "qa_validation": len(validation), "qa_rows_in": len(raw_rows)},
     }
-    report["duration_s"] = round(time.perf_counter() - started, 3)
     result = write_dataset(Path(settings.output_dir), document_lines, cleaned.kept, train, validation, report,
                            force=force)
     report["duration_s"] = round(time.perf_counter() - started, 3)
