@@ -24,6 +24,8 @@ Owner = Annotated[str, typer.Option(help="Who is asking (sessions belong to thei
 MaxTokens = Annotated[int, typer.Option(min=0, help="Longest answer in tokens; 0 = server default.")]
 Timeout = Annotated[float, typer.Option(min=1, help="Seconds before giving up on an answer.")]
 NoRetrieval = Annotated[bool, typer.Option("--no-retrieval", help="Answer without searching the documentation.")]
+DEFAULT_TARGET = "127.0.0.1:50052"
+DEFAULT_TIMEOUT_S = 300.0
 
 
 def _default_owner() -> str:
@@ -40,7 +42,7 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
     from jenkins_assistant.v1 import common_pb2, inference_pb2
 
     request = inference_pb2.ChatRequest(
-        question=question, session_id=session, owner=owner,
+        question=question, session_id=session, owner=owner or _default_owner(),
         options=common_pb2.GenerationOptions(max_tokens=max_tokens, disable_retrieval=no_retrieval),
     )
     out = sys.stdout
@@ -79,30 +81,29 @@ def _stub(target: str):
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your Jenkins question.")],
-    target: Target = "127.0.0.1:50052",
+    target: Target = DEFAULT_TARGET,
     token: Token = "",
     session: Annotated[str, typer.Option(help="Session to read and extend; empty = a one-off question.")] = "",
     owner: Owner = "",
     max_tokens: MaxTokens = 0,
-    timeout: Timeout = 300.0,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
     no_retrieval: NoRetrieval = False,
 ) -> None:
     """Stream one answer with its sources."""
     channel, stub = _stub(target)
     with channel:
-        code = _stream_answer(stub, question, session, owner or _default_owner(), token, max_tokens, timeout,
-                              no_retrieval)
+        code = _stream_answer(stub, question, session, owner, token, max_tokens, timeout, no_retrieval)
     raise typer.Exit(code)
 
 
 @app.command()
 def chat(
-    target: Target = "127.0.0.1:50052",
+    target: Target = DEFAULT_TARGET,
     token: Token = "",
     session: Annotated[str, typer.Option(help="Session id to continue; empty = a new one.")] = "",
     owner: Owner = "",
     max_tokens: MaxTokens = 0,
-    timeout: Timeout = 300.0,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
     no_retrieval: NoRetrieval = False,
 ) -> None:
     """Interactive chat: each question sees the previous exchanges of the session. Empty line or Ctrl-D quits."""
@@ -117,8 +118,7 @@ def chat(
                 break
             if not question:
                 break
-            _stream_answer(stub, question, session, owner or _default_owner(), token, max_tokens, timeout,
-                           no_retrieval)
+            _stream_answer(stub, question, session, owner, token, max_tokens, timeout, no_retrieval)
 
 
 if __name__ == "__main__":
