@@ -14,7 +14,7 @@ import pytest
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
-from tests.conftest import REPO_ROOT, ServiceProcess, free_port
+from tests.conftest import REPO_ROOT, ServiceProcess, free_port, memory_service_process
 
 # The full docs + blog + plugin-docs index. CI builds it once before the tests:
 #   jenkins-assistant-index build --shared-data ../shared/data --out var/index --threads 2
@@ -41,12 +41,7 @@ def full_index(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def memory_process(redis_server) -> Iterator[ServiceProcess]:
     """The memory service for the whole inference session (tests may stop and restart it)."""
-    port = free_port()
-    service = ServiceProcess(
-        args=[sys.executable, "-m", "jenkins_assistant.memory.server"],
-        env={"MEMORY_PORT": str(port), "REDIS_URL": redis_server.url, "MEMORY_HOST": "127.0.0.1"},
-        port=port,
-    )
+    service = memory_service_process(redis_server.url)
     service.start()
     yield service
     service.stop()
