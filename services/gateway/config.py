@@ -1,0 +1,40 @@
+"""Gateway settings (env prefix GATEWAY_), e.g. GATEWAY_PORT, GATEWAY_INFERENCE_TARGET, GATEWAY_INFERENCE_TOKEN."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 in containers.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port of the chat page and its API.")
+    inference_target: str = Field("127.0.0.1:50052", description="host:port of the inference gRPC service.")
+    inference_token: SecretStr | None = Field(
+        None, description="Bearer token the inference service requires (its INFERENCE_AUTH_TOKEN), if any."
+    )
+    request_timeout_s: float = Field(300.0, gt=0, le=3600, description="Deadline of one answer, queueing included.")
+    call_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Deadline of the short calls: feedback, model info, the readiness health check."
+    )
+    max_question_chars: int = Field(
+        4000, ge=1, le=100000, description="Longest question accepted (keep it at most the inference service's)."
+    )
+    max_tokens: int = Field(0, ge=0, le=32768, description="Longest answer in tokens; 0 = the inference default.")
+    owner: str = Field(
+        "web", min_length=1, max_length=128,
+        description="Owner of browser sessions when owner_header is unset or absent (session ids are random).",
+    )
+    owner_header: str = Field(
+        "",
+        description="Request header naming the signed-in user, set by an authenticating reverse proxy "
+        "(e.g. X-Forwarded-User); empty = every browser session belongs to `owner`.",
+    )
+    grace_s: float = Field(10.0, ge=0, le=300, description="Seconds open answers get on shutdown.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def token(self) -> str | None:
+        return self.inference_token.get_secret_value() if self.inference_token else None

@@ -1,0 +1,156 @@
+"""The gateway's core: calls the inference service over gRPC (grpc.aio) and turns its answers into events.
+
+No HTTP here: the transport (`app.py`) sends these events as Server-Sent Events and maps the errors below to
+HTTP statuses. gRPC failures become the shared domain errors (`jenkins_assistant.common.errors`), so one table
+in the transport decides what a browser is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.common.errors import (
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
+from jenkins_assistant.gateway.config import GatewaySettings
+from jenkins_assistant.gateway.render import answer_html
+from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+RATINGS = {"helpful": inference_pb2.RATING_HELPFUL, "not_helpful": inference_pb2.RATING_NOT_HELPFUL}
+
+
+class DeadlineExceeded(ServiceError):
+    """The answer took longer than the gateway's request timeout."""
+
+    status_code_name = "DEADLINE_EXCEEDED"
+
+
+_ERRORS_BY_CODE: dict[grpc.StatusCode, type[ServiceError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: Unauthenticated,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+
+
+def domain_error(exc: grpc.aio.AioRpcError, call: str) -> ServiceError:
+    """The domain error for a failed inference call (INTERNAL and unknown codes become a plain ServiceError)."""
+    log.warning("inference %s failed: %s: %s", call, exc.code().name, exc.details())
+    return _ERRORS_BY_CODE.get(exc.code(), ServiceError)(exc.details() or exc.code().name)
+
+
+@dataclass(frozen=True)
+class ChatEvent:
+    """One event of an answer: metadata, delta, sources or done (the names the page listens for)."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _to_dict(message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def _finish_reason(value: int) -> str:
+    return common_pb2.FinishReason.Name(value).removeprefix("FINISH_REASON_").lower()
+
+
+class GatewayCore:
+    """Create it on the running event loop (grpc.aio binds its channel to the loop); `await close()` at the end."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._channel = grpc.aio.insecure_channel(settings.inference_target)
+        self._inference = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata = bearer_metadata(settings.token)
+
+    def _validate_question(self, question: str) -> None:
+        # The inference service checks the same; checking here first spares it an oversized request.
+        if not question.strip():
+            raise InvalidInput("question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidInput(
+                f"question has {len(question)} characters; the limit is {self.settings.max_question_chars}"
+            )
+
+    async def chat(self, question: str, session_id: str, owner: str) -> AsyncIterator[ChatEvent]:
+        """metadata, delta..., sources, done (with the answer rendered as HTML). Closing the iterator early (the
+        browser stopped or went away) cancels the gRPC call, which frees the inference slot."""
+        self._validate_question(question)
+        request = inference_pb2.ChatRequest(
+            question=question, session_id=session_id, owner=owner,
+            options=common_pb2.GenerationOptions(max_tokens=self.settings.max_tokens),
+        )
+        call = self._inference.Chat(request, timeout=self.settings.request_timeout_s, metadata=self._metadata)
+        answer: list[str] = []
+        try:
+            async for response in call:
+                kind = response.WhichOneof("event")
+                if kind == "metadata":
+                    yield ChatEvent("metadata", _to_dict(response.metadata))
+                elif kind == "delta":
+                    answer.append(response.delta.text)
+                    yield ChatEvent("delta", {"text": response.delta.text})
+                elif kind == "sources":
+                    yield ChatEvent("sources", {"sources": [_to_dict(s) for s in response.sources.sources]})
+                elif kind == "finished":
+                    yield ChatEvent("done", {
+                        "finish_reason": _finish_reason(response.finished.finish_reason),
+                        "usage": _to_dict(response.finished.usage),
+                        "html": answer_html("".join(answer)),
+                    })
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "Chat") from None
+        finally:
+            call.cancel()  # no-op once the stream has ended
+
+    async def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str) -> None:
+        if rating not in RATINGS:
+            raise InvalidInput(f"rating must be one of {sorted(RATINGS)}")
+        request = inference_pb2.SubmitFeedbackRequest(
+            answer_id=answer_id, session_id=session_id, owner=owner, rating=RATINGS[rating], comment=comment
+        )
+        try:
+            await self._inference.SubmitFeedback(request, timeout=self.settings.call_timeout_s,
+                                                 metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "SubmitFeedback") from None
+
+    async def model_info(self) -> dict[str, Any]:
+        try:
+            reply = await self._inference.GetModelInfo(inference_pb2.GetModelInfoRequest(),
+                                                       timeout=self.settings.call_timeout_s,
+                                                       metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "GetModelInfo") from None
+        return _to_dict(reply)
+
+    async def inference_ready(self) -> bool:
+        """Whether the inference service's gRPC health says SERVING (false while it loads or when unreachable)."""
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=self.settings.call_timeout_s)
+        except grpc.aio.AioRpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def close(self) -> None:
+        await self._channel.close()
