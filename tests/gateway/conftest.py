@@ -1,0 +1,87 @@
+"""Fixtures of the gateway tests: the real inference service (SmolLM2 on the full index, with the memory service
+on a real redis) from the inference tests, and the gateway itself as a process on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from jenkins_assistant.gateway.config import GatewaySettings
+from tests.conftest import ServiceProcess, free_port
+
+# The inference service fixtures, shared rather than copied (session-scoped: started once for this directory).
+from tests.inference.conftest import TEST_TOKEN, full_index, inference_process, memory_process  # noqa: F401
+
+
+class GatewayProcess(ServiceProcess):
+    """`python -m jenkins_assistant.gateway.server` on a free port; ready once GET /healthz answers."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60) -> None:
+        self.process = subprocess.Popen(self.args, env={**os.environ, **self.env})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the gateway exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as reply:
+                    if json.load(reply)["status"] == "ok":
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the gateway did not answer /healthz within {timeout_s}s")
+
+
+def gateway_process(inference_target: str, **env: str) -> GatewayProcess:
+    """A gateway process (not started yet) in front of inference_target; env adds GATEWAY_* settings."""
+    port = free_port()
+    return GatewayProcess(
+        args=[sys.executable, "-m", "jenkins_assistant.gateway.server"],
+        env={"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_INFERENCE_TARGET": inference_target,
+             "GATEWAY_INFERENCE_TOKEN": TEST_TOKEN, "GATEWAY_REQUEST_TIMEOUT_S": "240", **env},
+        port=port,
+    )
+
+
+@pytest.fixture
+def gateway_settings(inference_process) -> GatewaySettings:
+    return GatewaySettings(inference_target=inference_process.target, inference_token=TEST_TOKEN,
+                           request_timeout_s=240)
+
+
+@pytest.fixture(scope="session")
+def gateway(inference_process) -> Iterator[GatewayProcess]:
+    """The gateway in front of the real inference service, as deployed (answers use the inference default of 48
+    tokens set by its fixture)."""
+    service = gateway_process(inference_process.target)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def start_gateway() -> Iterator[Callable[..., GatewayProcess]]:
+    """Starts extra gateways with other settings (a dead inference target, longer answers); stops them after."""
+    started: list[GatewayProcess] = []
+
+    def start(inference_target: str, **env: str) -> GatewayProcess:
+        service = gateway_process(inference_target, **env)
+        service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -1,0 +1,177 @@
+"""The gateway's HTTP API, served by a real gateway process (uvicorn) in front of the real inference service."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+
+import grpc
+import httpx
+import pytest
+
+from jenkins_assistant.gateway.app import STATIC_DIR
+from jenkins_assistant.v1 import inference_pb2_grpc
+from tests.conftest import free_port
+from tests.inference.conftest import scrape_metric
+from tests.inference.test_servicer import chat_request, wait_for_metric
+
+LONG_ANSWER = {"max_tokens": 1500, "temperature": 0.7}
+
+
+def sse_events(response: httpx.Response):
+    """(event, data) pairs of a text/event-stream response, as they arrive."""
+    name, data = "message", []
+    for line in response.iter_lines():
+        if not line:
+            if data:
+                yield name, json.loads("\n".join(data))
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[len("event:"):].strip()
+        elif line.startswith("data:"):
+            data.append(line[len("data:"):].removeprefix(" "))
+
+
+def test_chat_streams_server_sent_events_in_order_then_feedback_is_accepted(gateway):
+    session = f"web-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=gateway.url, timeout=240) as client:
+        with client.stream("POST", "/api/chat", json={"session_id": session,
+                                                      "question": "How do I add a Jenkins agent?"}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = list(sse_events(response))
+        names = [name for name, _ in events]
+        assert names[0] == "metadata" and names[-2:] == ["sources", "done"], names
+        assert set(names[1:-2]) == {"delta"}
+        assert "".join(data["text"] for name, data in events if name == "delta").strip()
+        assert events[-2][1]["sources"] and all(s["url"].startswith("https://") for s in events[-2][1]["sources"])
+        assert events[-1][1]["html"].strip()
+        answer_id = events[0][1]["answer_id"]
+        reply = client.post("/api/feedback", json={"answer_id": answer_id, "session_id": session,
+                                                   "rating": "not_helpful", "comment": "too short"})
+        assert reply.status_code == 204
+        # The answer belongs to its session: rating it from another one is refused.
+        reply = client.post("/api/feedback", json={"answer_id": answer_id, "session_id": "another-session",
+                                                   "rating": "helpful"})
+        assert reply.status_code == 404 and "no recent answer" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"session_id": "s1", "question": ""}, "question is empty"),
+        ({"session_id": "s1", "question": "x" * 4001}, "the limit is 4000"),
+        ({"session_id": "bad id!", "question": "What is Jenkins?"}, "session_id"),
+        ({"session_id": "s1"}, "question: Field required"),
+        ({"question": "What is Jenkins?", "unexpected": 1}, "unexpected: Extra inputs are not permitted"),
+        ({"question": ["not", "a", "string"]}, "question: Input should be a valid string"),
+    ],
+)
+def test_bad_chat_input_is_400_with_the_reason(gateway, body, message):
+    reply = httpx.post(f"{gateway.url}/api/chat", json=body, timeout=30)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "invalid_argument" and message in reply.json()["error"]["message"]
+
+
+def test_malformed_json_and_bad_feedback_are_400(gateway):
+    reply = httpx.post(f"{gateway.url}/api/chat", content=b"{not json", headers={"content-type": "application/json"})
+    assert reply.status_code == 400 and "JSON decode error" in reply.json()["error"]["message"]
+    reply = httpx.post(f"{gateway.url}/api/feedback", json={"answer_id": "a1", "rating": "great"})
+    assert reply.status_code == 400 and reply.json()["error"]["message"].startswith("rating:")
+
+
+def test_model_health_and_readiness(gateway):
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        model = client.get("/api/model")
+        assert model.status_code == 200 and model.json()["model"] and model.json()["indexed_documents"] > 0
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").status_code == 200
+
+
+def test_the_page_and_its_assets_are_served_from_the_package_with_no_external_url(gateway):
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+            assert client.get(asset).status_code == 200
+        assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+    for path in STATIC_DIR.iterdir():
+        assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", path.read_text()), path.name
+
+
+def test_inference_down_is_503_and_not_ready(start_gateway):
+    gateway = start_gateway(f"127.0.0.1:{free_port()}")
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        reply = client.post("/api/chat", json={"session_id": "s1", "question": "What is Jenkins?"})
+        assert reply.status_code == 503
+        assert reply.json() == {"error": {"code": "unavailable", "message":
+                                          "The inference service is not available right now; try again shortly."}}
+        assert client.get("/api/model").status_code == 503
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_token_the_inference_service_refuses_is_502(start_gateway, inference_process):
+    gateway = start_gateway(inference_process.target, GATEWAY_INFERENCE_TOKEN="not-the-token")
+    reply = httpx.post(f"{gateway.url}/api/chat", json={"question": "What is Jenkins?"}, timeout=30)
+    assert reply.status_code == 502 and reply.json()["error"]["code"] == "unauthenticated"
+
+
+def test_a_full_inference_queue_is_429_with_retry_after(gateway, inference_process):
+    token = (("authorization", "Bearer inference-test-token"),)
+    with grpc.insecure_channel(inference_process.target) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        running = stub.Chat(chat_request("Explain Jenkins agents in detail.", **LONG_ANSWER), metadata=token)
+        next(iter(running))  # metadata: it holds the only slot
+        queued = stub.Chat(chat_request("Explain Jenkins security in detail.", **LONG_ANSWER), metadata=token)
+        consumer = threading.Thread(target=lambda: list(_until_cancelled(queued)), daemon=True)
+        consumer.start()
+        try:
+            assert wait_for_metric(inference_process, "jenkins_assistant_inference_queue_depth", "", 1.0) == 1.0
+            reply = httpx.post(f"{gateway.url}/api/chat", json={"question": "One more?"}, timeout=30)
+            assert reply.status_code == 429 and reply.headers["retry-after"] == "5"
+            assert reply.json()["error"]["code"] == "resource_exhausted"
+        finally:
+            running.cancel()
+            queued.cancel()
+            consumer.join(timeout=30)
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
+
+
+def test_closing_the_stream_cancels_generation(start_gateway, inference_process):
+    """What the page's Stop button does: the fetch is aborted, the gateway cancels the gRPC call, the slot frees."""
+    gateway = start_gateway(inference_process.target, GATEWAY_MAX_TOKENS="1500")
+    cancelled_before = scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
+                                     'finish_reason="cancelled"')
+    with httpx.Client(base_url=gateway.url, timeout=240) as client:
+        with client.stream("POST", "/api/chat", json={"question": "Explain Jenkins pipelines in detail."}) as reply:
+            for name, _ in sse_events(reply):
+                if name == "delta":
+                    break
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
+    assert scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
+                         'finish_reason="cancelled"') == cancelled_before + 1
+
+
+def _until_cancelled(call):
+    try:
+        yield from call
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.CANCELLED:
+            raise
+
+
+def test_a_failure_after_the_stream_started_is_an_error_event(start_gateway, inference_process):
+    gateway = start_gateway(inference_process.target, GATEWAY_MAX_TOKENS="1500", GATEWAY_REQUEST_TIMEOUT_S="4")
+    with httpx.stream("POST", f"{gateway.url}/api/chat", json={"question": "Describe every Jenkins feature."},
+                      timeout=60) as reply:
+        assert reply.status_code == 200
+        events = list(sse_events(reply))
+    assert events[0][0] == "metadata"
+    assert events[-1] == ("error", {"code": "deadline_exceeded", "status": 504,
+                                    "message": "The answer took too long and was stopped."})
+    assert "done" not in [name for name, _ in events]
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0

@@ -1,0 +1,117 @@
+"""The chat page in a real headless Chromium (Debian's /usr/bin/chromium driven by /usr/bin/chromedriver through
+Selenium), at a phone's width, against the gateway and the real inference service."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.inference.conftest import scrape_metric
+from tests.inference.test_servicer import wait_for_metric
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SESSION_KEY = "jenkins-assistant.session"
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=390,844"):  # a phone's width
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def test_ask_see_the_answer_stream_render_with_sources_then_rate_it(browser, gateway, inference_process):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    helpful_before = scrape_metric(inference_process, "jenkins_assistant_inference_feedback_total", 'rating="helpful"')
+    browser.get(gateway.url + "/")
+    wait_until(lambda: "documents" in browser.find_element(By.ID, "model").text, 30, "the model information")
+    session = browser.execute_script(f"return localStorage.getItem('{SESSION_KEY}')")
+    assert session.startswith("web-")
+
+    question = browser.find_element(By.CSS_SELECTOR, "textarea[id=question]")
+    label = browser.find_element(By.CSS_SELECTOR, "label[for=question]")
+    assert label.get_attribute("textContent") == "Your Jenkins question"
+    question.send_keys("How do I archive artifacts in a declarative pipeline?", Keys.ENTER)
+
+    answer = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "article.assistant"), 10, "the answer")[0]
+    # Text shows while the answer is still being generated.
+    streamed = wait_until(
+        lambda: answer.get_attribute("data-state") == "streaming" and answer.find_element(
+            By.CLASS_NAME, "answer-text").text.strip(), 240, "streamed text")
+    assert streamed
+    wait_until(lambda: answer.get_attribute("data-state") in ("done", "error"), 240, "the end of the answer", 0.2)
+    assert answer.get_attribute("data-state") == "done", answer.text
+    assert int(answer.get_attribute("data-deltas")) > 1
+    rendered = answer.find_element(By.CLASS_NAME, "answer-html")
+    assert rendered.text.strip() and rendered.find_elements(By.TAG_NAME, "p")
+    links = answer.find_elements(By.CSS_SELECTOR, ".sources a")
+    assert links and all(link.get_attribute("href").startswith("https://") for link in links)
+
+    thumbs_up = answer.find_element(By.CSS_SELECTOR, "button.feedback-helpful")
+    assert thumbs_up.get_attribute("aria-label") == "Helpful answer"
+    thumbs_up.click()
+    wait_until(lambda: answer.find_element(By.CLASS_NAME, "feedback-status").text == "Thanks for the feedback.", 30,
+               "the feedback to be accepted")
+    assert thumbs_up.get_attribute("aria-pressed") == "true"
+    assert scrape_metric(inference_process, "jenkins_assistant_inference_feedback_total",
+                         'rating="helpful"') == helpful_before + 1
+
+    # Nothing overflows sideways at a phone's width; the page raised no error (a CSP violation would).
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+    # The session survives a reload; "New conversation" starts another one and clears the view.
+    browser.refresh()
+    assert browser.execute_script(f"return localStorage.getItem('{SESSION_KEY}')") == session
+    browser.find_element(By.ID, "new-conversation").click()
+    assert browser.execute_script(f"return localStorage.getItem('{SESSION_KEY}')") not in (session, None)
+    assert not browser.find_elements(By.CSS_SELECTOR, "article.assistant")
+
+
+def test_stop_aborts_the_answer(browser, gateway, inference_process):
+    from selenium.webdriver.common.by import By
+
+    browser.get(gateway.url + "/")
+    browser.find_element(By.ID, "question").send_keys("Explain Jenkins pipelines in detail.")
+    browser.find_element(By.ID, "send").click()
+    stop = browser.find_element(By.ID, "stop")
+    wait_until(stop.is_enabled, 10, "the Stop button to be enabled")
+    stop.click()
+    answer = browser.find_element(By.CSS_SELECTOR, "article.assistant")
+    wait_until(lambda: answer.get_attribute("data-state") == "stopped", 10, "the answer to stop")
+    assert answer.find_element(By.CLASS_NAME, "status").text == "Stopped."
+    assert browser.find_element(By.ID, "send").is_enabled() and not stop.is_enabled()
+    # The gateway cancels the generation: the only slot comes free.
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
