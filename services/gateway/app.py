@@ -59,8 +59,8 @@ INTERNAL_MESSAGE = "The assistant failed to answer."
 # The page loads nothing from elsewhere and runs no inline script: rendered answers cannot execute code.
 SECURITY_HEADERS = [
     (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-     b"form-action 'self'"),
+     (b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+      b"form-action 'self'")),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]

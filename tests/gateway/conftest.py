@@ -56,13 +56,13 @@ def gateway_process(inference_target: str, **env: str) -> GatewayProcess:
 
 
 @pytest.fixture
-def gateway_settings(inference_process) -> GatewaySettings:
+def gateway_settings(inference_process) -> GatewaySettings:  # noqa: F811 (the imported fixture)
     return GatewaySettings(inference_target=inference_process.target, inference_token=TEST_TOKEN,
                            request_timeout_s=240)
 
 
 @pytest.fixture(scope="session")
-def gateway(inference_process) -> Iterator[GatewayProcess]:
+def gateway(inference_process) -> Iterator[GatewayProcess]:  # noqa: F811 (the imported fixture)
     """The gateway in front of the real inference service, as deployed (answers use the inference default of 48
     tokens set by its fixture)."""
     service = gateway_process(inference_process.target)

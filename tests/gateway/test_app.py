@@ -98,7 +98,7 @@ def test_the_page_and_its_assets_are_served_from_the_package_with_no_external_ur
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
             assert client.get(asset).status_code == 200
         assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
-    for path in STATIC_DIR.iterdir():
+    for path in (p for p in STATIC_DIR.iterdir() if p.suffix in {".html", ".css", ".js"}):
         assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", path.read_text()), path.name
 
 
@@ -146,11 +146,11 @@ def test_closing_the_stream_cancels_generation(start_gateway, inference_process)
     gateway = start_gateway(inference_process.target, GATEWAY_MAX_TOKENS="1500")
     cancelled_before = scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
                                      'finish_reason="cancelled"')
-    with httpx.Client(base_url=gateway.url, timeout=240) as client:
-        with client.stream("POST", "/api/chat", json={"question": "Explain Jenkins pipelines in detail."}) as reply:
-            for name, _ in sse_events(reply):
-                if name == "delta":
-                    break
+    with httpx.stream("POST", f"{gateway.url}/api/chat", json={"question": "Explain Jenkins pipelines in detail."},
+                      timeout=240) as reply:
+        for name, _ in sse_events(reply):
+            if name == "delta":
+                break
     assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
     assert scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
                          'finish_reason="cancelled"') == cancelled_before + 1
@@ -175,3 +175,17 @@ def test_a_failure_after_the_stream_started_is_an_error_event(start_gateway, inf
                                     "message": "The answer took too long and was stopped."})
     assert "done" not in [name for name, _ in events]
     assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
+
+
+def test_sessions_belong_to_the_user_an_authenticating_proxy_names(start_gateway, inference_process):
+    gateway = start_gateway(inference_process.target, GATEWAY_OWNER_HEADER="X-Forwarded-User", GATEWAY_MAX_TOKENS="8")
+    session = f"web-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=gateway.url, timeout=240) as client:
+        with client.stream("POST", "/api/chat", json={"session_id": session, "question": "What is a Jenkins agent?"},
+                           headers={"X-Forwarded-User": "alice"}) as response:
+            events = list(sse_events(response))
+        assert events[-1][0] == "done"
+        rating = {"answer_id": events[0][1]["answer_id"], "session_id": session, "rating": "helpful"}
+        assert client.post("/api/feedback", json=rating, headers={"X-Forwarded-User": "bob"}).status_code == 404
+        assert client.post("/api/feedback", json=rating).status_code == 404  # the default owner is not alice either
+        assert client.post("/api/feedback", json=rating, headers={"X-Forwarded-User": "alice"}).status_code == 204
