@@ -27,9 +27,11 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=390,844"):  # a phone's width
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(argument)
+    # A phone's viewport (a plain window cannot be narrower than 500 pixels in headless Chromium).
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844,
+                                                                          "pixelRatio": 3}})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # An explicit driver path: Selenium Manager would otherwise try to download one.
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
@@ -88,6 +90,7 @@ def test_ask_see_the_answer_stream_render_with_sources_then_rate_it(browser, gat
                          'rating="helpful"') == helpful_before + 1
 
     # Nothing overflows sideways at a phone's width; the page raised no error (a CSP violation would).
+    assert browser.execute_script("return window.innerWidth") == 390
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors

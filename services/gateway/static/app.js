@@ -109,11 +109,12 @@ function renderFeedback(answer, answerId) {
   bar.setAttribute("aria-label", "Rate this answer");
   const status = element("span", "status feedback-status");
   status.setAttribute("aria-live", "polite");
+  // Words, not thumb emoji: they read the same everywhere, with or without an emoji font.
   const buttons = [
-    ["helpful", "\u{1F44D}", "Helpful answer"],
-    ["not_helpful", "\u{1F44E}", "Unhelpful answer"],
-  ].map(([rating, symbol, label]) => {
-    const button = element("button", "secondary feedback-" + rating, symbol);
+    ["helpful", "Helpful", "Helpful answer"],
+    ["not_helpful", "Not helpful", "Unhelpful answer"],
+  ].map(([rating, text, label]) => {
+    const button = element("button", "secondary feedback-" + rating, text);
     button.type = "button";
     button.dataset.rating = rating;
     button.setAttribute("aria-label", label);
