@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -74,14 +75,12 @@ def gateway(inference_process) -> Iterator[GatewayProcess]:  # noqa: F811 (the i
 @pytest.fixture
 def start_gateway() -> Iterator[Callable[..., GatewayProcess]]:
     """Starts extra gateways with other settings (a dead inference target, longer answers); stops them after."""
-    started: list[GatewayProcess] = []
+    with ExitStack() as running:
 
-    def start(inference_target: str, **env: str) -> GatewayProcess:
-        service = gateway_process(inference_target, **env)
-        service.start()
-        started.append(service)
-        return service
+        def start(inference_target: str, **env: str) -> GatewayProcess:
+            service = gateway_process(inference_target, **env)
+            service.start()
+            running.callback(service.stop)
+            return service
 
-    yield start
-    for service in started:
-        service.stop()
+        yield start

@@ -6,16 +6,18 @@ import json
 import re
 import threading
 import uuid
+from contextlib import contextmanager
 
 import grpc
 import httpx
 import pytest
 
+from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.gateway.app import STATIC_DIR
 from jenkins_assistant.v1 import inference_pb2_grpc
 from tests.conftest import free_port
-from tests.inference.conftest import scrape_metric
-from tests.inference.test_servicer import chat_request, wait_for_metric
+from tests.inference.conftest import TEST_TOKEN, scrape_metric
+from tests.inference.test_servicer import _ignore_cancel, chat_request, wait_for_metric
 
 LONG_ANSWER = {"max_tokens": 1500, "temperature": 0.7}
 
@@ -120,25 +122,31 @@ def test_a_token_the_inference_service_refuses_is_502(start_gateway, inference_p
     assert reply.status_code == 502 and reply.json()["error"]["code"] == "unauthenticated"
 
 
-def test_a_full_inference_queue_is_429_with_retry_after(gateway, inference_process):
-    token = (("authorization", "Bearer inference-test-token"),)
+@contextmanager
+def inference_queue_full(inference_process):
+    """Two long chats straight to the inference service: one holds its only slot, one fills its one-chat queue."""
     with grpc.insecure_channel(inference_process.target) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        running = stub.Chat(chat_request("Explain Jenkins agents in detail.", **LONG_ANSWER), metadata=token)
-        next(iter(running))  # metadata: it holds the only slot
-        queued = stub.Chat(chat_request("Explain Jenkins security in detail.", **LONG_ANSWER), metadata=token)
-        consumer = threading.Thread(target=lambda: list(_until_cancelled(queued)), daemon=True)
+        calls = [stub.Chat(chat_request(question, **LONG_ANSWER), metadata=bearer_metadata(TEST_TOKEN))
+                 for question in ("Explain Jenkins agents in detail.", "Explain Jenkins security in detail.")]
+        next(iter(calls[0]))  # metadata: the first holds the slot before the second is queued
+        consumer = threading.Thread(target=lambda: list(_ignore_cancel(calls[1])), daemon=True)
         consumer.start()
         try:
             assert wait_for_metric(inference_process, "jenkins_assistant_inference_queue_depth", "", 1.0) == 1.0
-            reply = httpx.post(f"{gateway.url}/api/chat", json={"question": "One more?"}, timeout=30)
-            assert reply.status_code == 429 and reply.headers["retry-after"] == "5"
-            assert reply.json()["error"]["code"] == "resource_exhausted"
+            yield
         finally:
-            running.cancel()
-            queued.cancel()
+            for call in calls:
+                call.cancel()
             consumer.join(timeout=30)
     assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
+
+
+def test_a_full_inference_queue_is_429_with_retry_after(gateway, inference_process):
+    with inference_queue_full(inference_process):
+        reply = httpx.post(f"{gateway.url}/api/chat", json={"question": "One more?"}, timeout=30)
+    assert reply.status_code == 429 and reply.headers["retry-after"] == "5"
+    assert reply.json()["error"]["code"] == "resource_exhausted"
 
 
 def test_closing_the_stream_cancels_generation(start_gateway, inference_process):
@@ -154,14 +162,6 @@ def test_closing_the_stream_cancels_generation(start_gateway, inference_process)
     assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
     assert scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
                          'finish_reason="cancelled"') == cancelled_before + 1
-
-
-def _until_cancelled(call):
-    try:
-        yield from call
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.CANCELLED:
-            raise
 
 
 def test_a_failure_after_the_stream_started_is_an_error_event(start_gateway, inference_process):
