@@ -1,6 +1,7 @@
 # Jenkins knowledge assistant: developer entry points.
 #   make setup   install everything into .venv (idempotent)
 #   make run     answer a Jenkins question end to end (QUESTION="...")
+#   make ui      the same services plus the browser chat page on http://127.0.0.1:8080/
 #   make test    run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -15,16 +16,21 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export CMAKE_BUILD_PARALLEL_LEVEL := 2
 
-.PHONY: setup system-packages protos index lint test run bench clean
+.PHONY: setup system-packages protos index lint test run ui bench clean
 
 setup: $(VENV)/.installed system-packages
 
-# redis-server (memory service and tests); installed when missing and we may use apt.
+# redis-server (memory service and tests), chromium + chromium-driver (the chat page's browser test);
+# installed when missing and we may use apt.
 system-packages:
-	@command -v redis-server >/dev/null || { \
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
-	  else echo "redis-server missing: install it (apt-get install redis-server) or set REDIS_URL" >&2; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing:$$missing (apt-get install$$missing; or set REDIS_URL for redis)" >&2; fi; fi
 
 # torch is pinned and installed first: the CPU build lies on disk, a bare torch pulls CUDA.
 $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos/jenkins_assistant/v1/*.proto)
@@ -49,6 +55,7 @@ index: setup
 lint: setup
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check services tests bench training-job
+	$(BIN)/helm lint --strict helm/jenkins-assistant
 
 test: setup index
 	$(BIN)/buf lint protos
@@ -56,6 +63,10 @@ test: setup index
 
 run: setup index
 	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) bash deploy/local/run.sh "$(QUESTION)"
+
+# The same stack with the browser chat page on http://127.0.0.1:8080/ (GATEWAY_PORT=...), until Ctrl-C.
+ui: setup index
+	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) UI=1 bash deploy/local/run.sh
 
 bench: setup index
 	$(BIN)/python bench/memory_bench.py

@@ -4,6 +4,8 @@
 # a streamed, sourced answer to the question, then a follow-up in the same session that uses memory.
 #
 #   deploy/local/run.sh "How do I ...?"          (make run QUESTION="How do I ...?")
+#   UI=1 deploy/local/run.sh                     (make ui: the same stack plus the browser chat page on
+#                                                 http://127.0.0.1:${GATEWAY_PORT:-8080}/, until Ctrl-C)
 #
 # Environment: REDIS_URL (external Redis), JENKINS_SHARED_DATA (default ../shared/data),
 # INFERENCE_MODEL_PATH (a .gguf or a published model dir; default: the packaged SmolLM2),
@@ -53,6 +55,16 @@ echo "memory service on 127.0.0.1:$MEMORY_PORT; loading the model and index..."
 "$BIN/python" -m jenkins_assistant.common.healthcheck "127.0.0.1:$INFERENCE_PORT" --timeout 300 \
   || { cat "$STATE/inference.log" >&2; exit 1; }
 echo "inference service on 127.0.0.1:$INFERENCE_PORT"
+
+if [ -n "${UI:-}" ]; then
+  GATEWAY_PORT="${GATEWAY_PORT:-8080}" GATEWAY_INFERENCE_TARGET="127.0.0.1:$INFERENCE_PORT" \
+    "$BIN/jenkins-assistant-gateway" >"$STATE/gateway.log" 2>&1 &
+  PIDS+=($!)
+  echo "chat page on http://127.0.0.1:${GATEWAY_PORT:-8080}/ (logs in $STATE/; Ctrl-C stops everything)"
+  wait -n "${PIDS[@]}"  # returns when any service dies; the trap stops the rest
+  echo "a service exited; see $STATE/*.log" >&2
+  exit 1
+fi
 
 SESSION="local-$(date +%s)"
 echo
