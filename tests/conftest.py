@@ -105,18 +105,22 @@ class ServiceProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60) -> None:
+    def is_ready(self, timeout_s: float) -> bool:
+        """gRPC health SERVING (an HTTP service overrides this)."""
         from jenkins_assistant.common.healthcheck import wait_until_serving
 
+        return wait_until_serving(self.target, timeout_s)
+
+    def start(self, timeout_s: float = 60) -> None:
         self.process = subprocess.Popen(self.args, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.args} exited with {self.process.returncode}")
-            if wait_until_serving(self.target, 1.0):
+            if self.is_ready(1.0):
                 return
         self.stop()
-        raise RuntimeError(f"{self.args} did not become SERVING within {timeout_s}s")
+        raise RuntimeError(f"{self.args} did not become ready within {timeout_s}s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
