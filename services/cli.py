@@ -38,6 +38,7 @@ def _default_owner() -> str:
 def _stream_answer(stub, question: str, session: str, owner: str, token: str, max_tokens: int, timeout: float,
                    no_retrieval: bool) -> int:
     import grpc
+
     from jenkins_assistant.common.auth import bearer_metadata
     from jenkins_assistant.v1 import common_pb2, inference_pb2
 
@@ -72,6 +73,7 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
 
 def _stub(target: str):
     import grpc
+
     from jenkins_assistant.v1 import inference_pb2_grpc
 
     channel = grpc.insecure_channel(target)

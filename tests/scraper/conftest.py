@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from jenkins_assistant.scraper.config import ScrapeSettings
 
+from jenkins_assistant.scraper.config import ScrapeSettings
 from tests.scraper.replay import ReplayServer
 
 CATEGORY = "using-jenkins/7"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from jenkins_assistant.common.errors import InvalidInput
 from jenkins_assistant.common.records import read_documents_jsonl
 from jenkins_assistant.scraper.config import ScrapeSettings
 from jenkins_assistant.scraper.core import run_scrape
 from jenkins_assistant.scraper.dataset import LATEST, list_datasets, remove_stale_staging
 from jenkins_assistant.scraper.qa import QA_COLUMNS
-
 from tests.scraper.test_remote_sources import tree_snapshot
 
 # No production remote: every source of these tests is a local folder.

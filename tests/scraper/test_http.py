@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from jenkins_assistant.scraper.http import HttpCache, MalformedResponse, PoliteClient, SourceError
 
+from jenkins_assistant.scraper.http import HttpCache, MalformedResponse, PoliteClient, SourceError
 from tests.scraper.replay import Fault
 
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from jenkins_assistant.common.records import CorpusDocument, read_documents_jsonl, write_documents_jsonl
 from jenkins_assistant.scraper.local_sources import iter_local_documents
 

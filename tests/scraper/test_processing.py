@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from jenkins_assistant.common.errors import InvalidInput
 from jenkins_assistant.scraper.html_clean import has_code, html_to_markdown
 from jenkins_assistant.scraper.processing import clean_qa_rows, is_validation, split_rows

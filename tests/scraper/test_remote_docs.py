@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from jenkins_assistant.common.records import read_documents_jsonl
 from jenkins_assistant.scraper.config import ScrapeSettings
 from jenkins_assistant.scraper.core import run_scrape
-
 from tests.scraper.test_remote_sources import tree_snapshot
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",

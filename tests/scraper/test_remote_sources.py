@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from jenkins_assistant.common.errors import Unavailable
 from jenkins_assistant.common.records import read_documents_jsonl
 from jenkins_assistant.scraper.core import run_scrape
@@ -19,7 +20,6 @@ from jenkins_assistant.scraper.http import HttpCache, PoliteClient
 from jenkins_assistant.scraper.qa import QA_COLUMNS
 from jenkins_assistant.scraper.stackexchange import StackExchangeCrawler
 from jenkins_assistant.scraper.state import StateFile
-
 from tests.scraper.conftest import CATEGORY
 from tests.scraper.replay import Fault
 

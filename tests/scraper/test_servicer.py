@@ -11,8 +11,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from jenkins_assistant.v1 import common_pb2, scraper_pb2, scraper_pb2_grpc
 
+from jenkins_assistant.v1 import common_pb2, scraper_pb2, scraper_pb2_grpc
 from tests.conftest import ServiceProcess, free_port
 
 
