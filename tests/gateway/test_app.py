@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
-from contextlib import contextmanager
 
-import grpc
 import httpx
 import pytest
 
-from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.gateway.app import STATIC_DIR
-from jenkins_assistant.v1 import inference_pb2_grpc
 from tests.conftest import free_port
-from tests.inference.conftest import TEST_TOKEN, scrape_metric
-from tests.inference.test_servicer import _ignore_cancel, chat_request, wait_for_metric
-
-LONG_ANSWER = {"max_tokens": 1500, "temperature": 0.7}
+from tests.inference.conftest import inference_queue_filled, scrape_metric, wait_for_metric
 
 
 def sse_events(response: httpx.Response):
@@ -122,31 +114,12 @@ def test_a_token_the_inference_service_refuses_is_502(start_gateway, inference_p
     assert reply.status_code == 502 and reply.json()["error"]["code"] == "unauthenticated"
 
 
-@contextmanager
-def inference_queue_full(inference_process):
-    """Two long chats straight to the inference service: one holds its only slot, one fills its one-chat queue."""
-    with grpc.insecure_channel(inference_process.target) as channel:
-        stub = inference_pb2_grpc.InferenceServiceStub(channel)
-        calls = [stub.Chat(chat_request(question, **LONG_ANSWER), metadata=bearer_metadata(TEST_TOKEN))
-                 for question in ("Explain Jenkins agents in detail.", "Explain Jenkins security in detail.")]
-        next(iter(calls[0]))  # metadata: the first holds the slot before the second is queued
-        consumer = threading.Thread(target=lambda: list(_ignore_cancel(calls[1])), daemon=True)
-        consumer.start()
-        try:
-            assert wait_for_metric(inference_process, "jenkins_assistant_inference_queue_depth", "", 1.0) == 1.0
-            yield
-        finally:
-            for call in calls:
-                call.cancel()
-            consumer.join(timeout=30)
-    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
-
-
 def test_a_full_inference_queue_is_429_with_retry_after(gateway, inference_process):
-    with inference_queue_full(inference_process):
+    with inference_queue_filled(inference_process):
         reply = httpx.post(f"{gateway.url}/api/chat", json={"question": "One more?"}, timeout=30)
     assert reply.status_code == 429 and reply.headers["retry-after"] == "5"
     assert reply.json()["error"]["code"] == "resource_exhausted"
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
 
 
 def test_closing_the_stream_cancels_generation(start_gateway, inference_process):

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -14,6 +17,7 @@ import pytest
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
+from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from tests.conftest import REPO_ROOT, ServiceProcess, free_port, memory_service_process
 
 # The full docs + blog + plugin-docs index. CI builds it once before the tests:
@@ -95,6 +99,56 @@ def scrape_metric(process: ServiceProcess, name: str, labels: str = "") -> float
         if line.startswith(wanted + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def wait_for_metric(process, name: str, labels: str, value: float, timeout_s: float = 120) -> float:
+    """Polls the metrics endpoint until the sample equals value (bounded wait, not a timing assertion)."""
+    deadline = time.monotonic() + timeout_s
+    current = scrape_metric(process, name, labels)
+    while current != value and time.monotonic() < deadline:
+        time.sleep(0.1)
+        current = scrape_metric(process, name, labels)
+    return current
+
+
+def ignore_cancel(call):
+    """The responses of a streaming call, ending quietly when the test cancels it."""
+    try:
+        yield from call
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.CANCELLED:
+            raise
+
+
+@contextmanager
+def inference_queue_filled(process: ServiceProcess, attempts: int = 3) -> Iterator[None]:
+    """Holds the service's only slot with one long sampled chat and fills its one-chat queue with another.
+
+    A sampled answer can still end early (end of sequence) and free the slot before the second chat queues;
+    then both are cancelled and it tries again with other seeds (each attempt is reproducible by its seed)."""
+    def long_chat(question: str, seed: int) -> inference_pb2.ChatRequest:
+        options = common_pb2.GenerationOptions(max_tokens=1500, temperature=0.7, seed=seed)
+        return inference_pb2.ChatRequest(question=question, owner="tester", options=options)
+
+    metadata = bearer_metadata(TEST_TOKEN)
+    with grpc.insecure_channel(process.target) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        for attempt in range(attempts):
+            running = stub.Chat(long_chat("Explain Jenkins agents in detail.", 11 + attempt), metadata=metadata)
+            next(iter(running))  # metadata: it holds the only slot
+            queued = stub.Chat(long_chat("Explain Jenkins security in detail.", 23 + attempt), metadata=metadata)
+            consumer = threading.Thread(target=lambda call=queued: list(ignore_cancel(call)), daemon=True)
+            consumer.start()
+            try:
+                if wait_for_metric(process, "jenkins_assistant_inference_queue_depth", "", 1.0, 60) == 1.0:
+                    yield
+                    return
+            finally:
+                running.cancel()
+                queued.cancel()
+                consumer.join(timeout=30)
+            wait_for_metric(process, "jenkins_assistant_inference_active_slots", "", 0.0)
+    pytest.fail(f"in {attempts} attempts the long chat always ended before a second one queued")
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@ on a real Redis."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 
 import grpc
@@ -13,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc, memory_pb2, memory_pb2_grpc
-from tests.inference.conftest import scrape_metric
+from tests.inference.conftest import inference_queue_filled, scrape_metric, wait_for_metric
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 
@@ -21,16 +19,6 @@ GREEDY = {"temperature": 0.0, "max_tokens": 40}
 def chat_request(question: str, session: str = "", **options) -> inference_pb2.ChatRequest:
     return inference_pb2.ChatRequest(question=question, session_id=session, owner="tester",
                                      options=common_pb2.GenerationOptions(**{**GREEDY, **options}))
-
-
-def wait_for_metric(process, name: str, labels: str, value: float, timeout_s: float = 120) -> float:
-    """Polls the metrics endpoint until the sample equals value (bounded wait, not a timing assertion)."""
-    deadline = time.monotonic() + timeout_s
-    current = scrape_metric(process, name, labels)
-    while current != value and time.monotonic() < deadline:
-        time.sleep(0.1)
-        current = scrape_metric(process, name, labels)
-    return current
 
 
 def test_chat_streams_metadata_text_sources_then_finished(channel, auth):
@@ -147,31 +135,12 @@ def test_deadline_stops_generation_and_frees_the_slot(channel, auth, inference_p
 
 def test_full_queue_is_refused_at_once(channel, auth, inference_process):
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
-    long_chat = {"max_tokens": 1500, "temperature": 0.7}
-    running = stub.Chat(chat_request("Explain Jenkins agents in detail.", **long_chat), metadata=auth)
-    next(iter(running))  # metadata: it holds the only slot
-    queued = stub.Chat(chat_request("Explain Jenkins security in detail.", **long_chat), metadata=auth)
-    consumer = threading.Thread(target=lambda: list(_ignore_cancel(queued)), daemon=True)
-    consumer.start()
-    try:
-        assert wait_for_metric(inference_process, "jenkins_assistant_inference_queue_depth", "", 1.0) == 1.0
+    with inference_queue_filled(inference_process):
         with pytest.raises(grpc.RpcError) as exc:
             list(stub.Chat(chat_request("One more?"), metadata=auth))
         assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    finally:
-        running.cancel()
-        queued.cancel()
-        consumer.join(timeout=30)
     assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
     assert wait_for_metric(inference_process, "jenkins_assistant_inference_queue_depth", "", 0.0) == 0.0
-
-
-def _ignore_cancel(call):
-    try:
-        yield from call
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.CANCELLED:
-            raise
 
 
 @pytest.mark.parametrize(
