@@ -39,3 +39,16 @@ class Unauthenticated(ServiceError):
 
 class FailedPrecondition(ServiceError):
     status_code_name = "FAILED_PRECONDITION"
+
+
+class DeadlineExceeded(ServiceError):
+    """A call to another service ran past its deadline."""
+
+    status_code_name = "DEADLINE_EXCEEDED"
+
+
+def error_for_status(status_code_name: str, message: str) -> ServiceError:
+    """The domain error a client raises for a failed call's status (e.g. grpc's `exc.code().name`): the inverse of
+    what the server interceptor does; an unknown or INTERNAL status becomes a plain ServiceError."""
+    by_name = {cls.status_code_name: cls for cls in ServiceError.__subclasses__()}
+    return by_name.get(status_code_name, ServiceError)(message)

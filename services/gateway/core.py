@@ -17,14 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.common.auth import bearer_metadata
-from jenkins_assistant.common.errors import (
-    InvalidInput,
-    NotFound,
-    Overloaded,
-    ServiceError,
-    Unauthenticated,
-    Unavailable,
-)
+from jenkins_assistant.common.errors import InvalidInput, ServiceError, error_for_status
 from jenkins_assistant.gateway.config import GatewaySettings
 from jenkins_assistant.gateway.render import answer_html
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
@@ -34,27 +27,10 @@ log = logging.getLogger(__name__)
 RATINGS = {"helpful": inference_pb2.RATING_HELPFUL, "not_helpful": inference_pb2.RATING_NOT_HELPFUL}
 
 
-class DeadlineExceeded(ServiceError):
-    """The answer took longer than the gateway's request timeout."""
-
-    status_code_name = "DEADLINE_EXCEEDED"
-
-
-_ERRORS_BY_CODE: dict[grpc.StatusCode, type[ServiceError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.PERMISSION_DENIED: Unauthenticated,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-}
-
-
 def domain_error(exc: grpc.aio.AioRpcError, call: str) -> ServiceError:
     """The domain error for a failed inference call (INTERNAL and unknown codes become a plain ServiceError)."""
     log.warning("inference %s failed: %s: %s", call, exc.code().name, exc.details())
-    return _ERRORS_BY_CODE.get(exc.code(), ServiceError)(exc.details() or exc.code().name)
+    return error_for_status(exc.code().name, exc.details() or exc.code().name)
 
 
 @dataclass(frozen=True)
