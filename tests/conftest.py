@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The inference service fixtures (model, index, memory and inference processes) are session-scoped and used by the
+# inference and gateway tests: registered once here, so one set of processes serves both directories.
+pytest_plugins = ["tests.inference.fixtures"]
 SHARED_DATA = Path(os.environ.get("JENKINS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 

@@ -1,5 +1,6 @@
-"""Fixtures of the gateway tests: the real inference service (SmolLM2 on the full index, with the memory service
-on a real redis) from the inference tests, and the gateway itself as a process on a loopback port."""
+"""Fixtures of the gateway tests: the gateway as a process on a loopback port, in front of the real inference service
+(`inference_process`, SmolLM2 on the full index with the memory service on a real redis, from tests/inference/fixtures.py:
+one instance shared with the inference tests)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ import pytest
 
 from jenkins_assistant.gateway.config import GatewaySettings
 from tests.conftest import ServiceProcess, free_port
-
-# The inference service fixtures, shared rather than copied (session-scoped: started once for this directory).
-from tests.inference.conftest import TEST_TOKEN, full_index, inference_process, memory_process  # noqa: F401
+from tests.inference.fixtures import TEST_TOKEN
 
 
 class GatewayProcess(ServiceProcess):
@@ -48,13 +47,13 @@ def gateway_process(inference_target: str, **env: str) -> GatewayProcess:
 
 
 @pytest.fixture
-def gateway_settings(inference_process) -> GatewaySettings:  # noqa: F811 (the imported fixture)
+def gateway_settings(inference_process) -> GatewaySettings:
     return GatewaySettings(inference_target=inference_process.target, inference_token=TEST_TOKEN,
                            request_timeout_s=240)
 
 
 @pytest.fixture(scope="session")
-def gateway(inference_process) -> Iterator[GatewayProcess]:  # noqa: F811 (the imported fixture)
+def gateway(inference_process) -> Iterator[GatewayProcess]:
     """The gateway in front of the real inference service, as deployed (answers use the inference default of 48
     tokens set by its fixture)."""
     service = gateway_process(inference_process.target)

@@ -11,7 +11,7 @@ import pytest
 
 from jenkins_assistant.gateway.app import STATIC_DIR
 from tests.conftest import free_port
-from tests.inference.conftest import inference_queue_filled, scrape_metric, wait_for_metric
+from tests.inference.fixtures import inference_queue_filled, scrape_metric, wait_for_metric
 
 
 def sse_events(response: httpx.Response):

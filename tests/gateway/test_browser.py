@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inference.conftest import scrape_metric, wait_for_metric
+from tests.inference.fixtures import scrape_metric, wait_for_metric
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -15,7 +15,7 @@ from jenkins_assistant.gateway.config import GatewaySettings
 from jenkins_assistant.gateway.core import ChatEvent, GatewayCore
 from jenkins_assistant.gateway.render import answer_html
 from tests.conftest import free_port
-from tests.inference.conftest import scrape_metric
+from tests.inference.fixtures import scrape_metric
 
 T = TypeVar("T")
 OWNER = "gateway-tester"

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from tests.inference.conftest import TEST_TOKEN
+from tests.inference.fixtures import TEST_TOKEN
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

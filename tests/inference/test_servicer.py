@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc, memory_pb2, memory_pb2_grpc
-from tests.inference.conftest import inference_queue_filled, scrape_metric, wait_for_metric
+from tests.inference.fixtures import inference_queue_filled, scrape_metric, wait_for_metric
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 
