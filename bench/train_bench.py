@@ -40,8 +40,6 @@ def main() -> int:
     parser.add_argument("--lr-scheduler", default="cosine", help="transformers scheduler name")
     parser.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha = 2r)")
     parser.add_argument("--lora-dropout", type=float, default=0.05)
-    parser.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
-                        help="sample batches at random instead of grouping pairs of similar length")
     parser.add_argument("--save-steps", type=int, default=43, help="evaluate/checkpoint every N steps (43: half an epoch)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--export", action="store_true", help="also merge, convert, quantize q8_0 and publish")
@@ -72,7 +70,6 @@ def main() -> int:
         output_dir=str(work / "run"), publish_dir=str(work / "models" / "smollm2-jenkins"),
         num_train_epochs=args.epochs, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=16, learning_rate=args.learning_rate, lr_scheduler_type=args.lr_scheduler,
-        group_by_length=args.group_by_length,
         save_steps=args.save_steps,
         logging_steps=4, early_stopping_patience=2, report_to=["none"], resume="never",
         export_gguf=args.export, quantizations=["q8_0"], default_gguf="q8_0",
