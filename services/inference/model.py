@@ -91,6 +91,25 @@ class _TokenCounter:
         return scores
 
 
+# Prompt tokens always evaluated again when the slot's cache already holds (nearly) the whole prompt.
+# llama.cpp computes a one-token batch with other kernels than a longer batch, and the logits differ slightly:
+# enough for greedy decoding of the same prompt, served from the cache (llama-cpp-python replays only its
+# last token), to diverge into garbage ("\nJenkins:\nJenkins:..." with SmolLM2). Replaying two tokens uses the
+# batch kernels the prompt was first evaluated with, and the answer is the same as on a cold cache.
+REPLAYED_PROMPT_TOKENS = 2
+
+
+def limit_prefix_reuse(llama, prompt_tokens: list[int], replay: int = REPLAYED_PROMPT_TOKENS) -> None:
+    """Drop cached tokens so that at least `replay` prompt tokens are evaluated again."""
+    if llama.n_tokens == 0:
+        return
+    shared = llama.longest_token_prefix(llama._input_ids.tolist(), prompt_tokens)
+    keep = max(0, len(prompt_tokens) - replay)
+    if shared > keep:
+        llama._ctx.kv_cache_seq_rm(-1, keep, -1)
+        llama.n_tokens = keep
+
+
 class ModelSlot:
     """One llama.cpp context; used by one answer at a time (the SlotPool guarantees it)."""
 
@@ -116,6 +135,7 @@ class ModelSlot:
         first_token_at: float | None = None
         pieces: list[str] = []
         finish_reason = "stop"
+        limit_prefix_reuse(self.llama, prompt_tokens)
         stream = self.llama.create_completion(
             prompt_tokens,
             max_tokens=params.max_tokens,
@@ -195,6 +215,7 @@ class ChatModel:
         self.n_ctx = first.n_ctx()
         self.formatter: PromptFormatter = formatter_for_model(first, settings.chat_template, resolved.manifest_template)
         self.name = resolved.name or self.metadata.get("general.name") or Path(resolved.path).stem
+        self.system_prompt = resolved.system_prompt
         log.info("model %s from %s: %d slots x %d threads, %d computing at once, n_ctx=%d, template=%s (%.1fs)",
                  self.name, resolved.source, len(self.slots), threads, settings.decode_permits, self.n_ctx,
                  self.formatter.name, time.perf_counter() - started)
@@ -202,9 +223,18 @@ class ChatModel:
     def format(self, messages: list[Message]) -> FormattedPrompt:
         return self.formatter.format(messages)
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        """Plain text: special-token strings in it stay text (see tokenize_prompt)."""
         # The tokenizer is read-only state shared by contexts; slot 0's is as good as any.
-        return self.slots[0].llama.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        return self.slots[0].llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
+
+    def tokenize_prompt(self, prompt: FormattedPrompt) -> list[int]:
+        """A formatted prompt: the template's scaffolding may be control tokens, message contents never."""
+        llama = self.slots[0].llama
+        tokens: list[int] = []
+        for number, (piece, scaffolding) in enumerate(prompt.pieces()):
+            tokens += llama.tokenize(piece.encode("utf-8"), add_bos=number == 0, special=scaffolding)
+        return tokens
 
     def fit(self, prompt_tokens: list[int], max_tokens: int) -> int:
         """max_tokens reduced to what the context window leaves; InvalidInput when nothing is left."""

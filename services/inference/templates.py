@@ -7,6 +7,7 @@ out explicitly because the Llama-2 chat GGUFs carry no template; ChatML is the f
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,43 @@ class FormattedPrompt:
     text: str
     # Sequences that end an answer in this format (the model's own turn markers).
     stop: list[str] = field(default_factory=list)
+    # `text` cut into (piece, is_scaffolding). Only the template's scaffolding may become control tokens
+    # when tokenized: a question or a document containing "<|im_end|>" must stay plain text, or anyone could
+    # open a system turn through the corpus or the question. Empty = the whole text is scaffolding-free content.
+    segments: tuple[tuple[str, bool], ...] = ()
+
+    def pieces(self) -> tuple[tuple[str, bool], ...]:
+        return self.segments or ((self.text, False),)
+
+
+# Stands in for a message's content while a template is rendered, so the rendered text can be cut into
+# scaffolding and content afterwards. Private-use code points: never in a question or the corpus (and
+# removed from content before rendering, so nobody can forge one).
+_CONTENT_MARK = re.compile("\ue000(\\d+)\ue001")
+_PRIVATE_MARKS = str.maketrans("", "", "\ue000\ue001")
+
+
+def _sanitise(content: str) -> str:
+    return content.translate(_PRIVATE_MARKS)
+
+
+def render_segments(render, messages: list[Message]) -> tuple[str, tuple[tuple[str, bool], ...]]:
+    """Render `messages` with `render` (messages -> text), keeping track of which text came from the contents."""
+    contents = [_sanitise(m["content"]) for m in messages]
+    marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
+    rendered = render(marked)
+    segments: list[tuple[str, bool]] = []
+    position = 0
+    for match in _CONTENT_MARK.finditer(rendered):
+        if match.start() > position:
+            segments.append((rendered[position:match.start()], True))
+        content = contents[int(match.group(1))]
+        if content:
+            segments.append((content, False))
+        position = match.end()
+    if position < len(rendered):
+        segments.append((rendered[position:], True))
+    return "".join(piece for piece, _ in segments), tuple(segments)
 
 
 class PromptFormatter(Protocol):
@@ -37,6 +75,12 @@ class Llama2Formatter:
     name = ChatTemplate.LLAMA2.value
 
     def format(self, messages: list[Message]) -> FormattedPrompt:
+        turns = [m if m["role"] == "system" else {**m, "content": m["content"].strip()} for m in messages]
+        text, segments = render_segments(self._render, turns)
+        return FormattedPrompt(text=text, stop=["</s>", "[INST]", "[/INST]"], segments=segments)
+
+    @staticmethod
+    def _render(messages: list[Message]) -> str:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         turns = [m for m in messages if m["role"] != "system"]
         parts: list[str] = []
@@ -44,19 +88,23 @@ class Llama2Formatter:
         for message in turns:
             if message["role"] == "user":
                 opener = "" if not parts else "<s>"
-                parts.append(f"{opener}[INST] {pending_system}{message['content'].strip()} [/INST]")
+                parts.append(f"{opener}[INST] {pending_system}{message['content']} [/INST]")
                 pending_system = ""
             else:
-                parts.append(f" {message['content'].strip()} </s>")
-        return FormattedPrompt(text="".join(parts), stop=["</s>", "[INST]", "[/INST]"])
+                parts.append(f" {message['content']} </s>")
+        return "".join(parts)
 
 
 class ChatMLFormatter:
     name = ChatTemplate.CHATML.value
 
     def format(self, messages: list[Message]) -> FormattedPrompt:
-        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-        return FormattedPrompt(text=text + "<|im_start|>assistant\n", stop=["<|im_end|>", "<|im_start|>"])
+        text, segments = render_segments(self._render, messages)
+        return FormattedPrompt(text=text, stop=["<|im_end|>", "<|im_start|>"], segments=segments)
+
+    @staticmethod
+    def _render(messages: list[Message]) -> str:
+        return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages) + "<|im_start|>assistant\n"
 
 
 class GGUFTemplateFormatter:
@@ -78,10 +126,14 @@ class GGUFTemplateFormatter:
             self._stop.append(eos_token)
 
     def format(self, messages: list[Message]) -> FormattedPrompt:
+        text, segments = render_segments(self._render, messages)
+        return FormattedPrompt(text=text, stop=list(self._stop), segments=segments)
+
+    def _render(self, messages: list[Message]) -> str:
         text = self._jinja(messages=messages).prompt
         if self._adds_bos and self._bos and text.startswith(self._bos):
             text = text[len(self._bos):]  # the tokenizer adds BOS; do not send it twice
-        return FormattedPrompt(text=text, stop=list(self._stop))
+        return text
 
 
 def formatter_for_model(llama, wanted: ChatTemplate, manifest_template: ChatTemplate) -> PromptFormatter:
