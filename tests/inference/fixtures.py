@@ -1,4 +1,4 @@
-"""Fixtures of the inference tests: the real full-corpus index, the real SmolLM2 model, the memory service and
+"""Fixtures of the inference tests: a real index of sampled shared data, the real SmolLM2 model, the memory service and
 the inference service as processes, all on loopback."""
 
 from __future__ import annotations
@@ -20,26 +20,42 @@ from jenkins_assistant.inference.config import InferenceSettings, RetrievalSetti
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from tests.conftest import REPO_ROOT, ServiceProcess, free_port, memory_service_process
 
-# The full docs + blog + plugin-docs index. CI builds it once before the tests:
-#   jenkins-assistant-index build --shared-data ../shared/data --out var/index --threads 2
-# The fixture rebuilds it incrementally when the corpus changed (nothing to do when it is current).
-# INFERENCE_TEST_INDEX_DIR points the tests at another, prebuilt index as it is (no rebuild).
-FULL_INDEX_DIR = REPO_ROOT / "var" / "index"
+# The tests' own small index, built in var/test-index from a fixed sample of ../shared/data: every page labelled as
+# an answer in retrieval_questions.py (so recall@5 keeps its meaning) plus deterministic distractors from each source
+# folder (jenkins_assistant.inference.index_cli.sample_shared_data_documents). About 2k chunks: a minute or so on 2
+# cores the first time, incremental afterwards (nothing to do when the sample is unchanged). The full index
+# (`make index`, var/index) is for `make run` / `make ui` / benchmarks only.
+# INFERENCE_TEST_INDEX_DIR points the tests at another, prebuilt index as it is (no rebuild), e.g. var/index.
+TEST_INDEX_DIR = REPO_ROOT / "var" / "test-index"
 PREBUILT_INDEX_DIR = os.environ.get("INFERENCE_TEST_INDEX_DIR", "")
 TEST_TOKEN = "inference-test-token"
 
 
+def labelled_urls() -> set[str]:
+    """The pages the labelled retrieval questions accept as answers."""
+    from tests.inference.retrieval_questions import QUESTIONS
+
+    return {url for _question, pages in QUESTIONS for url in pages}
+
+
 @pytest.fixture(scope="session")
-def full_index(shared_data: Path) -> Path:
+def sample_index(shared_data: Path) -> Path:
     if PREBUILT_INDEX_DIR:
         return Path(PREBUILT_INDEX_DIR)
-    from jenkins_assistant.inference.index_cli import shared_data_documents
+    from jenkins_assistant.inference.index_cli import sample_shared_data_documents
     from jenkins_assistant.inference.retrieval.builder import build_index
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
 
-    settings = RetrievalSettings(index_dir=str(FULL_INDEX_DIR), embedding_threads=2, hybrid=True)
-    build_index(shared_data_documents(shared_data), FULL_INDEX_DIR, settings, load_embedder(settings))
-    return FULL_INDEX_DIR
+    settings = RetrievalSettings(index_dir=str(TEST_INDEX_DIR), embedding_threads=2, hybrid=True)
+    documents = sample_shared_data_documents(shared_data, labelled_urls())
+    build_index(documents, TEST_INDEX_DIR, settings, load_embedder(settings))
+    return TEST_INDEX_DIR
+
+
+@pytest.fixture(scope="session")
+def full_index(sample_index: Path) -> Path:
+    """The index the inference tests use (the name predates the sample index): the sample index."""
+    return sample_index
 
 
 @pytest.fixture(scope="session")
