@@ -125,14 +125,19 @@ class SourceRef:
     snippet: str = ""
     score: float = 0.0
     license: str = ""
+    citation: int = 0  # the [n] an answer cites it by; 0 = none
+    section: str = ""
+    passage: str = ""  # the whole passage given to the model (not stored in memory)
 
     def to_pb(self) -> common_pb2.Source:
         return common_pb2.Source(
-            url=self.url, title=self.title, snippet=self.snippet, score=self.score, license=self.license
+            url=self.url, title=self.title, snippet=self.snippet, score=self.score, license=self.license,
+            citation=self.citation, section=self.section, passage=self.passage,
         )
 
     @classmethod
     def from_pb(cls, source: common_pb2.Source) -> SourceRef:
         return cls(
-            url=source.url, title=source.title, snippet=source.snippet, score=source.score, license=source.license
+            url=source.url, title=source.title, snippet=source.snippet, score=source.score, license=source.license,
+            citation=source.citation, section=source.section, passage=source.passage,
         )

@@ -10,6 +10,7 @@ thread has really let go of it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -114,17 +115,14 @@ def snippet(text: str, limit: int) -> str:
     return cut + " …"
 
 
-def sources_from_hits(hits: list[Hit], snippet_chars: int) -> list[SourceRef]:
-    """One source per page (its best passage), best first."""
-    seen: set[str] = set()
-    sources: list[SourceRef] = []
-    for hit in hits:
-        if hit.chunk.url in seen:
-            continue
-        seen.add(hit.chunk.url)
-        sources.append(SourceRef(url=hit.chunk.url, title=hit.chunk.title, snippet=snippet(hit.chunk.text, snippet_chars),
-                                 score=hit.score, license=hit.chunk.license))
-    return sources
+def sources_from_passages(hits: list[Hit], passages: list[Passage], snippet_chars: int) -> list[SourceRef]:
+    """One source per passage given to the model, in prompt order, numbered as the answer cites them: `[2]` is
+    the second source even when two passages come from the same page."""
+    return [
+        SourceRef(url=passage.url, title=passage.title, snippet=snippet(passage.text, snippet_chars), score=hit.score,
+                  license=hit.chunk.license, citation=number, section=passage.section, passage=passage.text)
+        for number, (hit, passage) in enumerate(zip(hits, passages, strict=True), 1)
+    ]
 
 
 class _SlotLease:
@@ -219,7 +217,9 @@ class InferenceCore:
     async def _remember(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> None:
         assert self.memory is not None
         try:
-            await self.memory.append_turn(query.session_id, self._owner(query), query.question, answer, sources,
+            # Memory keeps where an answer came from, not the passages' whole text.
+            stored = [dataclasses.replace(source, passage="") for source in sources]
+            await self.memory.append_turn(query.session_id, self._owner(query), query.question, answer, stored,
                                           asked_at, time.time())
         except MemoryUnavailable as exc:
             metrics.MEMORY_FAILURES.labels("append_turn").inc()
@@ -233,8 +233,9 @@ class InferenceCore:
         passages, history = list(passages), list(history)
         wanted_room = min(max_tokens, self.model.n_ctx // 4)
         while True:
-            prompt = self.model.format(answer_messages(question, passages, history, self.settings.history_answer_chars))
-            tokens = self.model.tokenize(prompt.text)
+            prompt = self.model.format(answer_messages(question, passages, history, self.settings.history_answer_chars,
+                                                       self.model.system_prompt))
+            tokens = self.model.tokenize_prompt(prompt)
             if len(tokens) + wanted_room <= self.model.n_ctx:
                 break
             if passages:
@@ -292,7 +293,7 @@ class InferenceCore:
                 metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
             elif self.index is None and not options.disable_retrieval:
                 warnings.append("no retrieval index loaded: answered without documentation")
-            passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text) for h in hits]
+            passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
             max_tokens = options.max_tokens or self.settings.default_max_tokens
             tokens, template_stop, used_passages, used_history = await asyncio.to_thread(
                 self._build_prompt, query.question.strip(), passages, history, max_tokens
@@ -325,7 +326,7 @@ class InferenceCore:
                 answer_parts.append(out)
                 yield TextDelta(out)
             answer = "".join(answer_parts)
-            sources = sources_from_hits(hits[:used_passages], self.settings.snippet_chars)
+            sources = sources_from_passages(hits[:used_passages], passages[:used_passages], self.settings.snippet_chars)
             self._remember_answer(answer_id, query)
             if query.session_id and self.memory is not None and memory_ok and result.finish_reason != "cancelled":
                 await self._remember(query, answer, sources, asked_at)

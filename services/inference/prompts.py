@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jenkins_assistant.common.grounded_prompt import (
+    SYSTEM_PROMPT,
+    SYSTEM_PROMPT_NO_PASSAGES,
+    Passage,
+    grounded_question,
+)
 from jenkins_assistant.inference.templates import Message
 
-SYSTEM_PROMPT = (
-    "You are Jenkins Assistant, an expert on the Jenkins automation server, its pipelines and plugins. "
-    "Answer the user's question in markdown, concisely and accurately. Put commands, Jenkinsfiles and "
-    "configuration in fenced code blocks. Base the answer on the documentation excerpts given; if they "
-    "do not answer the question, say so and give your best general advice."
-)
+__all__ = ["SYSTEM_PROMPT", "Exchange", "Passage", "answer_messages", "condense_messages"]
 
 CONDENSE_SYSTEM_PROMPT = (
     "Rewrite the user's last message as one standalone question about Jenkins that can be understood "
@@ -20,39 +21,28 @@ CONDENSE_SYSTEM_PROMPT = (
 
 
 @dataclass(frozen=True)
-class Passage:
-    title: str
-    url: str
-    text: str
-
-
-@dataclass(frozen=True)
 class Exchange:
     question: str
     answer: str
 
 
-def context_block(passages: list[Passage]) -> str:
-    lines = ["Documentation excerpts:"]
-    for number, passage in enumerate(passages, 1):
-        lines.append(f"\n[{number}] {passage.title} ({passage.url})\n{passage.text.strip()}")
-    return "\n".join(lines)
-
-
-def answer_messages(question: str, passages: list[Passage], history: list[Exchange], answer_chars: int) -> list[Message]:
-    """System prompt with the excerpts, the past exchanges as turns, then the question."""
-    system = SYSTEM_PROMPT if not passages else f"{SYSTEM_PROMPT}\n\n{context_block(passages)}"
+def answer_messages(question: str, passages: list[Passage], history: list[Exchange], answer_chars: int,
+                    system_prompt: str = "") -> list[Message]:
+    """System prompt, the past exchanges as turns, then the passages and the question in the last turn."""
+    system = system_prompt or (SYSTEM_PROMPT if passages else SYSTEM_PROMPT_NO_PASSAGES)
     messages: list[Message] = [{"role": "system", "content": system}]
     for exchange in history:
         answer = exchange.answer if len(exchange.answer) <= answer_chars else exchange.answer[:answer_chars] + " ..."
         messages.append({"role": "user", "content": exchange.question})
         messages.append({"role": "assistant", "content": answer})
-    messages.append({"role": "user", "content": question})
+    messages.append({"role": "user", "content": grounded_question(question, passages)})
     return messages
 
 
-def condense_messages(question: str, history: list[Exchange]) -> list[Message]:
-    transcript = "\n".join(f"User: {e.question}" for e in history)
+def condense_messages(question: str, history: list[Exchange], answer_chars: int = 200) -> list[Message]:
+    # The answers too: "the second one" or "that plugin" often points into an answer, not a question.
+    transcript = "\n".join(
+        f"User: {e.question}\nAssistant: {' '.join(e.answer.split())[:answer_chars]}" for e in history)
     return [
         {"role": "system", "content": CONDENSE_SYSTEM_PROMPT},
         {"role": "user", "content": f"Conversation so far:\n{transcript}\n\nLast message: {question}\n\n"

@@ -16,7 +16,10 @@ TURN_STOP_SEQUENCES = ("\nHuman:", "\nUser:", "\nAI:", "\nQuestion:", "\n### Hum
 
 # A role label or empty brackets repeated at the very start of an answer.
 _LEADING_ARTIFACT = re.compile(r"^(?:\s+|(?:AI|Assistant|assistant|Answer|A|Bot|Jenkins Assistant)\s*:\s*|\[\])+")
-_TRAILING_ARTIFACT = re.compile(r"(?:\s|\[\]|\[|(?:\n(?:Human|User|AI|Assistant|assistant)\s*:?))+$")
+# Only a bracket pair (or a lone "[") on a line of its own is an artifact: "x = []" at the end of a code line
+# is code.
+_TRAILING_ARTIFACT = re.compile(
+    r"(?:\s|(?:^|(?<=\n))[ \t]*\[\]?[ \t]*(?=\n|$)|(?:\n(?:Human|User|AI|Assistant|assistant)\s*:?))+$")
 _TRAILING_LABELS = ("\nHuman:", "\nUser:", "\nAI:", "\nAssistant:", "\nassistant:")
 # Held back at the start until we know whether a role label is coming ("Assistant:" is 10 chars).
 _LEADING_HOLD_CHARS = 24

@@ -14,7 +14,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `python training-job/fetch_llama_cpp_tools.py` puts the converter; the image sets LLAMA_CPP_TOOLS_DIR.
 DEFAULT_CONVERTER_DIR = os.environ.get("LLAMA_CPP_TOOLS_DIR", str(REPO_ROOT / ".cache" / "llama-cpp-tools"))
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant that answers questions about Jenkins, the automation server."
+# Empty: the inference service's own system prompts (common.grounded_prompt), the grounded one for examples that
+# carry passages, so the model is trained on exactly what it is served. A non-empty value is recorded in the
+# manifest and the inference service then serves it instead.
+DEFAULT_SYSTEM_PROMPT = ""
 
 
 @dataclass
@@ -36,7 +39,7 @@ class ModelArguments:
             "choices": ["auto", "model", "llama-2"],
         },
     )
-    system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System message of every example."})
+    system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System message of every example; empty = the served prompts."})
     mode: str = field(
         default="auto",
         metadata={

@@ -17,6 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from jenkins_assistant.common.grounded_prompt import (
+    SYSTEM_PROMPT,
+    SYSTEM_PROMPT_NO_PASSAGES,
+    Passage,
+    grounded_question,
+)
+
 log = logging.getLogger(__name__)
 
 LLAMA2_PROMPT = "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{question} [/INST]"
@@ -26,6 +33,15 @@ LLAMA2_PROMPT = "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{question} [/INST]"
 class QAPair:
     question: str
     answer: str
+    # Retrieved passages the answer is grounded on (the served prompt layout); empty = a bare question.
+    passages: tuple[Passage, ...] = ()
+
+    @property
+    def user_turn(self) -> str:
+        return grounded_question(self.question, list(self.passages))
+
+    def system(self, override: str) -> str:
+        return override or (SYSTEM_PROMPT if self.passages else SYSTEM_PROMPT_NO_PASSAGES)
 
 
 @dataclass(frozen=True)
@@ -54,13 +70,19 @@ def read_pairs(path: str | Path, question_column: str | None = None, answer_colu
     columns = list(frame.columns)
     q_col = _pick_column(columns, question_column, "question")
     a_col = _pick_column(columns, answer_column, "answer")
-    frame = frame[[q_col, a_col]].rename(columns={q_col: "question", a_col: "answer"})
+    # An optional `passages` column (a JSON list of {title, url, text, section}) trains on the served layout.
+    p_col = next((c for c in columns if c.strip().lower() == "passages"), None)
+    frame = frame[[q_col, a_col, *([p_col] if p_col else [])]].rename(
+        columns={q_col: "question", a_col: "answer", **({p_col: "passages"} if p_col else {})})
+    if p_col is None:
+        frame["passages"] = ""
     frame["question"] = frame["question"].str.strip()
     frame["answer"] = frame["answer"].str.strip()
     frame = frame[(frame["question"] != "") & (frame["answer"] != "")].drop_duplicates()
     if frame.empty:
         raise ValueError(f"{path} has no non-empty question/answer pairs")
-    return [QAPair(q, a) for q, a in frame.itertuples(index=False)]
+    return [QAPair(q, a, tuple(Passage(**p) for p in json.loads(ps)) if ps.strip() else ())
+            for q, a, ps in frame[["question", "answer", "passages"]].itertuples(index=False)]
 
 
 def pairs_sha256(pairs: list[QAPair]) -> str:
@@ -115,10 +137,9 @@ def render_llama2_prompt(question: str, system_prompt: str) -> str:
 def to_sft_records(pairs: list[QAPair], chat_template: str, system_prompt: str) -> list[dict]:
     """prompt/completion records; SFTTrainer computes the loss on the completion (answer) tokens only."""
     if chat_template == "llama-2":
-        return [{"prompt": render_llama2_prompt(p.question, system_prompt), "completion": " " + p.answer + " "}
+        return [{"prompt": render_llama2_prompt(p.user_turn, p.system(system_prompt)), "completion": " " + p.answer + " "}
                 for p in pairs]
     if chat_template == "model":
-        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        return [{"prompt": [*system, {"role": "user", "content": p.question}],
+        return [{"prompt": [{"role": "system", "content": p.system(system_prompt)}, {"role": "user", "content": p.user_turn}],
                  "completion": [{"role": "assistant", "content": p.answer}]} for p in pairs]
     raise ValueError(f"unknown chat_template {chat_template!r}")

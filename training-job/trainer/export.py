@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from jenkins_assistant.common.grounded_prompt import SYSTEM_PROMPT_NO_PASSAGES
+
 from .data import render_llama2_prompt
 
 log = logging.getLogger(__name__)
@@ -84,15 +86,15 @@ class SmokeResult:
 
 
 def _chat_messages(system_prompt: str, question: str) -> list[dict]:
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": question})
-    return messages
+    # A bare question is served with the no-passages prompt unless the model was trained with its own.
+    return [{"role": "system", "content": system_prompt or SYSTEM_PROMPT_NO_PASSAGES},
+            {"role": "user", "content": question}]
 
 
 def served_prompt(tokenizer, chat_template: str, system_prompt: str, question: str) -> str:
     """The prompt text the inference service builds for a question (the training prompt, without the answer)."""
     if chat_template == "llama-2":
-        return render_llama2_prompt(question, system_prompt)
+        return render_llama2_prompt(question, system_prompt or SYSTEM_PROMPT_NO_PASSAGES)
     return tokenizer.apply_chat_template(_chat_messages(system_prompt, question), tokenize=False,
                                          add_generation_prompt=True)
 
