@@ -2,6 +2,8 @@
 
     jenkins-assistant ask "How do I archive artifacts in a declarative pipeline?"
     jenkins-assistant chat --session my-session          # interactive; the session keeps the conversation
+    jenkins-assistant eval --out var/eval/full.json      # answer quality on the golden set
+    jenkins-assistant eval --compare before.json after.json
 
 The answer streams as it is generated, followed by its sources.
 """
@@ -12,6 +14,7 @@ import getpass
 import os
 import sys
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -59,7 +62,8 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
             elif kind == "sources" and event.sources.sources:
                 out.write("\n\nSources:\n")
                 for number, source in enumerate(event.sources.sources, 1):
-                    out.write(f"  [{number}] {source.title} - {source.url}\n")
+                    section = f" > {source.section}" if source.section and source.section != source.title else ""
+                    out.write(f"  [{source.citation or number}] {source.title}{section} - {source.url}\n")
             elif kind == "finished":
                 usage = event.finished.usage
                 typer.secho(f"\n({usage.completion_tokens} tokens, first after {usage.time_to_first_token_ms:.0f} ms, "
@@ -121,6 +125,59 @@ def chat(
             if not question:
                 break
             _stream_answer(stub, question, session, owner, token, max_tokens, timeout, no_retrieval)
+
+
+@app.command("eval")
+def evaluate(
+    target: Target = DEFAULT_TARGET,
+    token: Token = "",
+    out: Annotated[Path, typer.Option(help="Report path (JSON; a .md table is written beside it).")] = Path(
+        "var/eval/report.json"),
+    mode: Annotated[str, typer.Option(help="full (retrieval + model) or bare (the model alone).")] = "full",
+    split: Annotated[str, typer.Option(help="tune, holdout or empty for both.")] = "",
+    category: Annotated[list[str], typer.Option(help="Only these categories (repeatable).")] = [],  # noqa: B006
+    limit: Annotated[int, typer.Option(min=0, help="At most this many items, spread over the categories.")] = 0,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer in tokens.")] = 256,
+    retrieval_k: Annotated[int, typer.Option(min=0, help="Passages per answer; 0 = server default.")] = 0,
+    label: Annotated[str, typer.Option(help="Name of this run in the report.")] = "",
+    golden: Annotated[Path | None, typer.Option(help="Golden set JSONL; default: the packaged one.")] = None,
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Compare two reports (A then B) instead.")] = None,
+    timeout: Timeout = 600.0,
+) -> None:
+    """Answer quality on the golden set through the real gRPC API; prints `name=value` figures."""
+    import json
+
+    from jenkins_assistant.evaluation import report
+    from jenkins_assistant.evaluation.golden import GOLDEN_PATH, load_golden
+    from jenkins_assistant.evaluation.runner import RunConfig, run
+
+    if compare:
+        first, second = (json.loads(path.read_text(encoding="utf-8")) for path in compare)
+        lines, table = report.compare(first, second)
+        typer.echo(table)
+        typer.echo("\n".join(lines))
+        return
+    items = load_golden(golden or GOLDEN_PATH, split=split, categories=tuple(category), limit=limit)
+    if not items:
+        raise typer.BadParameter("no golden items match")
+    config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens, retrieval_k=retrieval_k,
+                       timeout_s=timeout)
+    results, seconds = run(items, config)
+    meta = {"label": label or mode, "mode": mode, "split": split or "all", "limit": limit, "max_tokens": max_tokens,
+            "retrieval_k": retrieval_k, "target": target, "seconds": round(seconds, 1), "model": _model_name(target)}
+    written = report.write_report(out, meta, [r.to_dict() for r in results])
+    typer.echo(report.markdown_table(written["summary"], written["by_category"]))
+    typer.echo("\n".join(report.figure_lines(written["summary"])))
+    typer.echo(f"report: {out} ({seconds:.0f} s)")
+
+
+def _model_name(target: str) -> str:
+    from jenkins_assistant.v1 import inference_pb2
+
+    channel, stub = _stub(target)
+    with channel:
+        info = stub.GetModelInfo(inference_pb2.GetModelInfoRequest(), timeout=30)
+    return info.model
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 #   deploy/local/run.sh "How do I ...?"          (make run QUESTION="How do I ...?")
 #   UI=1 deploy/local/run.sh                     (make ui: the same stack plus the browser chat page on
 #                                                 http://127.0.0.1:${GATEWAY_PORT:-8080}/, until Ctrl-C)
+#   EVAL="--limit 12 --out var/eval/ci.json" deploy/local/run.sh
+#                                                (make eval: the answer-quality harness against the stack)
 #
 # Environment: REDIS_URL (external Redis), JENKINS_SHARED_DATA (default ../shared/data),
 # INFERENCE_MODEL_PATH (a .gguf or a published model dir; default: the packaged SmolLM2),
@@ -29,7 +31,7 @@ trap cleanup EXIT INT TERM
 if [ -z "${REDIS_URL:-}" ]; then
   command -v redis-server >/dev/null || { echo "redis-server not found: install it or set REDIS_URL" >&2; exit 1; }
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$STATE" >"$STATE/redis.log" 2>&1 &
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync always --dir "$STATE" >"$STATE/redis.log" 2>&1 &
   PIDS+=($!)
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
   echo "redis-server on $REDIS_URL"
@@ -64,6 +66,12 @@ if [ -n "${UI:-}" ]; then
   wait -n "${PIDS[@]}"  # returns when any service dies; the trap stops the rest
   echo "a service exited; see $STATE/*.log" >&2
   exit 1
+fi
+
+if [ -n "${EVAL:-}" ]; then
+  # shellcheck disable=SC2086  # EVAL holds several options
+  "$BIN/jenkins-assistant" eval --target "127.0.0.1:$INFERENCE_PORT" $EVAL
+  exit 0
 fi
 
 SESSION="local-$(date +%s)"

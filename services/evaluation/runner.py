@@ -1,0 +1,112 @@
+"""Asking the golden questions through the real gRPC API of a running inference service.
+
+Each question is asked once, one at a time (so time to first token is not inflated by queueing), greedy
+(temperature 0, fixed seed) so that two runs differ only by what changed, in a fresh session of its own.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from tqdm import tqdm
+
+from jenkins_assistant.evaluation.golden import GoldenItem
+from jenkins_assistant.evaluation.scoring import AnswerScore, score_answer
+
+MODES = ("full", "bare")  # full: retrieval + generation; bare: the model alone (retrieval disabled)
+
+
+@dataclass
+class ItemResult:
+    id: str
+    category: str
+    split: str
+    answerable: bool
+    question: str
+    answer: str
+    sources: list[dict]
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_s: float  # server-side: request received -> first answer text (includes retrieval and the prompt)
+    tokens_per_s: float
+    finish_reason: str
+    warnings: list[str]
+    score: AnswerScore
+    error: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunConfig:
+    target: str
+    token: str = ""
+    mode: str = "full"
+    max_tokens: int = 256
+    retrieval_k: int = 0  # 0 = the server's default
+    timeout_s: float = 600.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
+    import grpc
+
+    from jenkins_assistant.common.auth import bearer_metadata
+    from jenkins_assistant.v1 import common_pb2, inference_pb2
+
+    request = inference_pb2.ChatRequest(
+        question=item.question, session_id=f"eval-{config.run_id}-{item.id}", owner="eval",
+        options=common_pb2.GenerationOptions(max_tokens=config.max_tokens, temperature=0.0, seed=1,
+                                             retrieval_k=config.retrieval_k,
+                                             disable_retrieval=config.mode == "bare"),
+    )
+    parts: list[str] = []
+    sources: list[dict] = []
+    usage = None
+    finish_reason = ""
+    warnings: list[str] = []
+    error = ""
+    try:
+        for event in stub.Chat(request, timeout=config.timeout_s, metadata=bearer_metadata(config.token or None)):
+            kind = event.WhichOneof("event")
+            if kind == "metadata":
+                warnings = list(event.metadata.warnings)
+            elif kind == "delta":
+                parts.append(event.delta.text)
+            elif kind == "sources":
+                sources = [{"citation": s.citation, "url": s.url, "title": s.title, "section": s.section,
+                            "score": round(s.score, 4), "passage": s.passage} for s in event.sources.sources]
+            elif kind == "finished":
+                usage = event.finished.usage
+                finish_reason = common_pb2.FinishReason.Name(event.finished.finish_reason)
+    except grpc.RpcError as exc:  # recorded, not raised: one failed item must not lose the run
+        error = f"{exc.code().name}: {exc.details()}"
+    answer = "".join(parts)
+    passages = [source["passage"] for source in sources]
+    return ItemResult(
+        id=item.id, category=item.category, split=item.split, answerable=item.answerable, question=item.question,
+        answer=answer, sources=sources,
+        prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
+        ttft_s=usage.time_to_first_token_ms / 1000 if usage else 0.0,
+        tokens_per_s=usage.tokens_per_s if usage else 0.0, finish_reason=finish_reason, warnings=warnings,
+        score=score_answer(item, answer, passages, len(sources)), error=error,
+    )
+
+
+def run(items: list[GoldenItem], config: RunConfig, progress: bool = True) -> tuple[list[ItemResult], float]:
+    import grpc
+
+    from jenkins_assistant.v1 import inference_pb2_grpc
+
+    if config.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    started = time.perf_counter()
+    with grpc.insecure_channel(config.target) as channel:
+        grpc.channel_ready_future(channel).result(timeout=60)
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        results = [ask_item(stub, item, config) for item in tqdm(items, desc=f"eval {config.mode}", unit="q",
+                                                                 disable=not progress)]
+    return results, time.perf_counter() - started

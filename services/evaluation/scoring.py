@@ -1,0 +1,72 @@
+"""Scores of one answer against its golden item. Pure functions: no model, no network.
+
+- keyfact_recall: share of the item's key facts found in the answer (answerable items).
+- retrieval_reach: share of the key facts present in the passages the model was given: the most any answer
+  grounded on them could contain.
+- sourced: the answer came with at least one source.
+- citation_valid: every [n] in the answer names a passage that was given (1..number of passages).
+- abstained: the answer says the documentation does not cover the question (right for out-of-corpus items,
+  a loss on answerable ones).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from jenkins_assistant.evaluation.golden import GoldenItem
+
+CITATION = re.compile(r"\[(\d{1,3})\]")
+# How answers (of this system and of the models we tried) say that the passages do not answer the question.
+ABSTENTION = re.compile(
+    r"(?:does|do|did|is|are)(?:\s+not|n't)\s+(?:\w+\s+){0,3}?(?:cover|mention|describe|document|contain|include|"
+    r"provide|say|explain|address|discuss)"
+    r"|not\s+(?:covered|mentioned|documented|described|included|available)\s+in"
+    r"|no\s+(?:information|documentation|mention|details?)\s+(?:about|on|of|regarding|for)"
+    r"|(?:could|can)(?:\s+not|n't)\s+find|unable\s+to\s+find|not\s+(?:able|sure)|I\s+don't\s+know"
+    r"|there\s+is\s+no\s+(?:such|documented|built-in)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class AnswerScore:
+    keyfact_recall: float | None  # None for out-of-corpus items
+    retrieval_reach: float | None
+    sourced: bool
+    citation_valid: bool
+    cited: bool
+    abstained: bool
+    facts_found: list[str]
+    facts_in_passages: list[str]
+
+
+def found_facts(item: GoldenItem, text: str) -> list[str]:
+    return [fact for fact, pattern in zip(item.key_facts, item.patterns, strict=True) if pattern.search(text)]
+
+
+def citations(answer: str) -> list[int]:
+    return [int(number) for number in CITATION.findall(answer)]
+
+
+def abstains(answer: str) -> bool:
+    return bool(ABSTENTION.search(answer))
+
+
+def score_answer(item: GoldenItem, answer: str, passages: list[str], source_count: int) -> AnswerScore:
+    cited = citations(answer)
+    found = found_facts(item, answer)
+    in_passages = found_facts(item, "\n\n".join(passages))
+    facts = len(item.key_facts) or 1
+    # An out-of-corpus item's key facts are the ways of saying "not covered"; its answer is judged by abstention.
+    abstained = abstains(answer) or (not item.answerable and bool(found))
+    return AnswerScore(
+        keyfact_recall=len(found) / facts if item.answerable else None,
+        retrieval_reach=len(in_passages) / facts if item.answerable else None,
+        sourced=source_count > 0,
+        citation_valid=all(1 <= number <= len(passages) for number in cited),
+        cited=bool(cited),
+        abstained=abstained,
+        facts_found=found,
+        facts_in_passages=in_passages,
+    )

@@ -1,0 +1,91 @@
+"""The harness's scoring and reports on hand-made answers (fast: no model, no index)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jenkins_assistant.evaluation import report
+from jenkins_assistant.evaluation.golden import GoldenItem, load_golden
+from jenkins_assistant.evaluation.scoring import abstains, score_answer
+
+PARALLEL = GoldenItem.from_dict({
+    "id": "parallel", "category": "pipeline", "question": "How do I run two stages at the same time?",
+    "reference_answer": "Put the stages in a `parallel { }` block inside a stage; `failFast true` stops the others.",
+    "source_urls": ["https://www.jenkins.io/doc/book/pipeline/syntax/"],
+    "key_facts": [r"\bparallel\s*\{", r"failFast"], "answerable": True, "split": "tune",
+})
+MADE_UP = GoldenItem.from_dict({
+    "id": "made-up", "category": "out-of-corpus", "question": "How do I configure the Quantum Build Accelerator plugin?",
+    "reference_answer": "The documentation does not cover a Quantum Build Accelerator plugin.", "source_urls": [],
+    "key_facts": [r"does not cover"], "answerable": False, "split": "holdout",
+})
+
+
+def test_keyfact_recall_and_reach_count_the_facts_found():
+    passages = ["stage('Tests') { parallel { stage('A') { ... } } }", "Set failFast true in the stage."]
+    score = score_answer(PARALLEL, "Use a parallel { } block [1].", passages, source_count=2)
+    assert score.keyfact_recall == 0.5 and score.retrieval_reach == 1.0
+    assert score.sourced and score.cited and score.citation_valid and not score.abstained
+
+
+def test_a_citation_beyond_the_given_passages_is_invalid():
+    assert not score_answer(PARALLEL, "See [3].", ["one", "two"], source_count=2).citation_valid
+    assert score_answer(PARALLEL, "No citation at all.", ["one"], source_count=1).citation_valid
+
+
+def test_out_of_corpus_items_are_judged_by_abstention_only():
+    said_no = score_answer(MADE_UP, "The documentation provided does not cover that plugin.", [], 0)
+    invented = score_answer(MADE_UP, "Install it from Manage Jenkins > Plugins and set quantum: true.", [], 0)
+    assert said_no.abstained and said_no.keyfact_recall is None
+    assert not invented.abstained
+
+
+@pytest.mark.parametrize("answer", [
+    "The passages do not mention a --turbo flag.",
+    "I couldn't find this in the documentation.",
+    "This option is not documented in the provided passages.",
+    "There is no information about that plugin in the documentation.",
+])
+def test_abstentions_are_recognised(answer):
+    assert abstains(answer)
+
+
+@pytest.mark.parametrize("answer", [
+    "Use `parallel` inside a stage; the stages do not share a workspace.",
+    "Set `failFast true` so that one failure stops the rest.",
+    "Jenkins does not restart by itself: run safeRestart.",
+])
+def test_answers_are_not_mistaken_for_abstentions(answer):
+    assert not abstains(answer)
+
+
+def test_limit_spreads_the_subset_over_categories(tmp_path):
+    path = tmp_path / "golden.jsonl"
+    rows = [{**json.loads(json.dumps(PARALLEL.__dict__, default=str)), "id": f"p{i}"} for i in range(5)]
+    rows += [{**{k: v for k, v in MADE_UP.__dict__.items() if k != "patterns"}, "id": f"o{i}"} for i in range(5)]
+    for row in rows:
+        row.pop("patterns", None)
+    path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    picked = load_golden(path, limit=4)
+    assert [item.id for item in picked] == ["p0", "o0", "p1", "o1"]
+    assert {item.id for item in load_golden(path, split="holdout")} == {f"o{i}" for i in range(5)}
+
+
+def _result(item_id: str, recall: float, ttft: float, answerable: bool = True) -> dict:
+    return {"id": item_id, "category": "pipeline", "answerable": answerable, "error": "", "ttft_s": ttft,
+            "tokens_per_s": 10.0, "prompt_tokens": 500,
+            "score": {"keyfact_recall": recall, "retrieval_reach": 1.0, "sourced": True, "citation_valid": True,
+                      "cited": True, "abstained": False}}
+
+
+def test_aggregate_and_paired_comparison():
+    before = {"items": [_result("a", 0.0, 10.0), _result("b", 0.5, 12.0)]}
+    after = {"items": [_result("a", 1.0, 8.0), _result("b", 0.5, 9.0), _result("c", 1.0, 1.0)]}
+    summary = report.aggregate(after["items"])
+    assert summary["keyfact_recall"] == pytest.approx(0.8333, abs=1e-4) and summary["items"] == 3
+    assert "keyfact_recall=0.8333" in report.figure_lines(summary)
+    lines, table = report.compare(before, after)
+    assert "paired_items=2" in lines and "delta_keyfact_recall=+0.5000" in lines
+    assert "ttft_p50_ratio=0.773" in lines and "| keyfact_recall |" in table
