@@ -23,7 +23,7 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_WHEELS := $(HOME)/.cache/jenkins-assistant/wheels/llama-cpp-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
-.PHONY: setup system-packages protos index lint test run ui eval bench clean
+.PHONY: setup system-packages protos index lint test run ui eval eval-smoke bench clean
 
 setup: $(VENV)/.installed system-packages
 
@@ -92,6 +92,13 @@ ui: setup index
 EVAL_ARGS ?=
 eval: setup index
 	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) EVAL="--out var/eval/report.json $(EVAL_ARGS)" \
+	  bash deploy/local/run.sh
+
+# CI's crash check of the harness: a dozen questions over the small index the tests built (var/test-index);
+# it fails when something crashes, not on a score (the figures need the full index: make eval).
+eval-smoke: setup
+	test -f var/test-index/manifest.json || $(BIN)/python -m pytest -q tests/inference/test_retrieval.py
+	INFERENCE_INDEX_DIR=var/test-index EVAL="--out var/eval/smoke.json --limit 12 --max-tokens 96" \
 	  bash deploy/local/run.sh
 
 bench: setup index

@@ -133,7 +133,10 @@ def evaluate(
     token: Token = "",
     out: Annotated[Path, typer.Option(help="Report path (JSON; a .md table is written beside it).")] = Path(
         "var/eval/report.json"),
-    mode: Annotated[str, typer.Option(help="full (retrieval + model) or bare (the model alone).")] = "full",
+    mode: Annotated[str, typer.Option(help="full (retrieval + model), bare (the model alone) or retrieval (the "
+                                            "passages of --index pasted as the answer; no service needed).")] = "full",
+    index: Annotated[Path, typer.Option(help="Index of --mode retrieval.")] = Path("var/index"),
+    hybrid: Annotated[bool, typer.Option(help="--mode retrieval: fuse BM25 with dense retrieval.")] = False,
     split: Annotated[str, typer.Option(help="tune, holdout or empty for both.")] = "",
     category: Annotated[list[str], typer.Option(help="Only these categories (repeatable).")] = [],  # noqa: B006
     limit: Annotated[int, typer.Option(min=0, help="At most this many items, spread over the categories.")] = 0,
@@ -160,11 +163,22 @@ def evaluate(
     items = load_golden(golden or GOLDEN_PATH, split=split, categories=tuple(category), limit=limit)
     if not items:
         raise typer.BadParameter("no golden items match")
-    config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens, retrieval_k=retrieval_k,
-                       timeout_s=timeout)
-    results, seconds = run(items, config)
+    if mode == "retrieval":
+        import time
+
+        from jenkins_assistant.evaluation.retrieval_only import run_retrieval_only
+
+        started = time.perf_counter()
+        results = run_retrieval_only(items, index, retrieval_k or 4, hybrid)
+        seconds = time.perf_counter() - started
+        model = f"retrieval only ({'hybrid' if hybrid else 'dense'}, {index})"
+    else:
+        config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens, retrieval_k=retrieval_k,
+                           timeout_s=timeout)
+        results, seconds = run(items, config)
+        model = _model_name(target)
     meta = {"label": label or mode, "mode": mode, "split": split or "all", "limit": limit, "max_tokens": max_tokens,
-            "retrieval_k": retrieval_k, "target": target, "seconds": round(seconds, 1), "model": _model_name(target)}
+            "retrieval_k": retrieval_k, "target": target, "seconds": round(seconds, 1), "model": model}
     written = report.write_report(out, meta, [r.to_dict() for r in results])
     typer.echo(report.markdown_table(written["summary"], written["by_category"]))
     typer.echo("\n".join(report.figure_lines(written["summary"])))

@@ -8,6 +8,7 @@ same numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SYSTEM_PROMPT = (
@@ -46,9 +47,46 @@ def passages_block(passages: list[Passage]) -> str:
                        for number, passage in enumerate(passages, 1))
 
 
+# Names in a question that documentation would spell the same way: CLI flags (--drain-timeout), camelCase
+# options and steps (retryCount), Java properties and files (jenkins.model.Jenkins.x, config.toml),
+# snake_case keys, and named plugins ("Build Cost Insights plugin"). A user's own values (hosts, job names,
+# quoted strings) are left out: the documentation cannot contain them.
+_SPECIFIC_TERM = re.compile(
+    r"(?<![\w-])(--?[A-Za-z][\w-]{2,})"
+    r"|\b([a-z]+[A-Z][A-Za-z0-9]*)\b"
+    r"|\b([A-Za-z]\w*(?:\.[A-Za-z]\w*){2,}|[A-Za-z][\w-]*\.(?:toml|ya?ml|json|xml|properties|groovy|conf))\b"
+    r"|\b([a-z][a-z0-9]*(?:_[a-z0-9]+){1,})\b"
+    r"|\b((?:[A-Z][\w-]*\s+){1,4})plugin\b"
+)
+_DOMAIN = re.compile(r"\.(?:com|org|net|io|dev|local|internal)$", re.IGNORECASE)
+# A Java class (java.lang.String): in a pasted stack trace it names the failure, not something to look up.
+_JAVA_CLASS = re.compile(r"^(?:[a-z]\w*\.)+[A-Z]\w*$")
+
+
+def specific_terms(question: str) -> list[str]:
+    terms: list[str] = []
+    for match in _SPECIFIC_TERM.finditer(question):
+        term = next(group for group in match.groups() if group).strip()
+        if not _DOMAIN.search(term) and not _JAVA_CLASS.match(term) and term not in terms:
+            terms.append(term)
+    return terms
+
+
+def unmentioned_terms(question: str, passages: list[Passage]) -> list[str]:
+    """The question's specific names that no passage contains (case-insensitive)."""
+    text = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
+    return [term for term in specific_terms(question) if term.lower() not in text]
+
+
 def grounded_question(question: str, passages: list[Passage]) -> str:
-    """The user's turn: the passages, then the question, then the one-line reminder a small model needs."""
+    """The user's turn: the passages, then the question, then the reminder a small model needs. When the question
+    names something no passage mentions, the turn says so: a small model follows a stated fact far more reliably
+    than a conditional instruction, and otherwise invents the missing option."""
     if not passages:
         return question
-    return (f"Documentation passages:\n\n{passages_block(passages)}\n\nQuestion: {question.strip()}\n\n"
-            "Answer from the passages above and cite them as [n].")
+    missing = unmentioned_terms(question, passages)
+    note = (f"The passages do not mention {', '.join(f'`{t}`' for t in missing)}. If the question depends on "
+            "it, say that the documentation does not cover it instead of guessing.\n" if missing else "")
+    return (f"Documentation passages:\n\n{passages_block(passages)}\n\n---\nQuestion: {question.strip()}\n\n{note}"
+            "Answer briefly in your own words from the passages above (do not repeat them), and cite the passages "
+            "you use as [1], [2].")

@@ -1,0 +1,38 @@
+"""The grounded prompt shared by serving and training: layout, and the note on names no passage mentions."""
+
+from __future__ import annotations
+
+import pytest
+
+from jenkins_assistant.common.grounded_prompt import Passage, grounded_question, specific_terms, unmentioned_terms
+
+SH = Passage("sh: Shell Script", "https://www.jenkins.io/doc/pipeline/steps/workflow-durable-task-step/#sh",
+             "returnStdout (optional): if checked, standard output is returned as the step value.", "Parameters")
+
+
+def test_passages_come_numbered_before_the_question():
+    turn = grounded_question("How do I capture the output of sh?", [SH, Passage("Pipeline", "u", "Use stages.")])
+    assert turn.index("[1] sh: Shell Script > Parameters") < turn.index("[2] Pipeline") < turn.index("Question:")
+    assert "cite" in turn and "do not mention" not in turn
+    assert grounded_question("bare?", []) == "bare?"
+
+
+@pytest.mark.parametrize(("question", "terms"), [
+    ("what is the default of the retryCount option of sh?", ["retryCount"]),
+    ("jenkins-cli safe-restart --drain-timeout 10m?", ["--drain-timeout"]),
+    ("What does jenkins.model.Jenkins.autoScaleExecutors do?", ["jenkins.model.Jenkins.autoScaleExecutors"]),
+    ("How do I set up the Build Cost Insights plugin?", ["Build Cost Insights"]),
+    ("capacity in GitLab Runner's config.toml", ["config.toml"]),
+    # A user's own host and a Java class from a pasted stack trace are not things to look up.
+    ("pull from myregistry.example.com fails with java.lang.IllegalStateException", []),
+    ("how do I restart Jenkins safely?", []),
+])
+def test_specific_terms(question, terms):
+    assert specific_terms(question) == terms
+
+
+def test_the_turn_names_what_no_passage_mentions():
+    question = "Does the sh step take a retryCount or a returnStdout option?"
+    assert unmentioned_terms(question, [SH]) == ["retryCount"]
+    turn = grounded_question(question, [SH])
+    assert "The passages do not mention `retryCount`." in turn and "does not cover it" in turn
