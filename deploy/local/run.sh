@@ -10,7 +10,8 @@
 #                                                (make eval: the answer-quality harness against the stack)
 #
 # Environment: REDIS_URL (external Redis), JENKINS_SHARED_DATA (default ../shared/data),
-# INFERENCE_MODEL_PATH (a .gguf or a published model dir; default: the packaged SmolLM2),
+# INFERENCE_MODEL_PATH (a .gguf or a published model dir; default: the packaged Qwen2.5-Coder-0.5B,
+# INFERENCE_PACKAGED_MODEL=smollm2-135m for the faster, weaker SmolLM2),
 # FOLLOWUP (the second question; empty skips it), any MEMORY_* / INFERENCE_* setting.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

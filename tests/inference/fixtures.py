@@ -78,6 +78,7 @@ def inference_process(full_index: Path, memory_process: ServiceProcess) -> Itera
         "INFERENCE_METRICS_PORT": str(metrics_port),
         "INFERENCE_AUTH_TOKEN": TEST_TOKEN,
         "INFERENCE_INDEX_DIR": str(full_index),
+        "INFERENCE_PACKAGED_MODEL": "smollm2-135m",  # the fast model; the default answers better but slower
         "INFERENCE_MEMORY_TARGET": memory_process.target,
         "INFERENCE_PARALLEL_SLOTS": "1",
         "INFERENCE_MAX_QUEUE": "1",
@@ -169,4 +170,5 @@ def inference_queue_filled(process: ServiceProcess, attempts: int = 3) -> Iterat
 
 @pytest.fixture(scope="session")
 def smollm2_settings() -> InferenceSettings:
-    return InferenceSettings(parallel_slots=1, n_threads=1, n_ctx=2048, require_index=False)
+    return InferenceSettings(parallel_slots=1, n_threads=1, n_ctx=2048, require_index=False,
+                             packaged_model="smollm2-135m")

@@ -28,6 +28,7 @@ from jenkins_assistant.inference.prompts import Exchange, Passage
 @pytest.fixture(scope="module")
 def core(tmp_path_factory) -> InferenceCore:
     settings = InferenceSettings(parallel_slots=1, n_threads=1, n_ctx=1024, require_index=False,
+                                 packaged_model="smollm2-135m",
                                  feedback_path=str(tmp_path_factory.mktemp("feedback") / "feedback.jsonl"))
     model = ChatModel(settings, resolve_model(settings))
     loaded = InferenceCore(settings, model, index=None, memory=None)

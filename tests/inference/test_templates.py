@@ -68,9 +68,14 @@ def test_published_model_directory_is_resolved_through_its_manifest(tmp_path: Pa
         resolve_model(InferenceSettings(model_path=str(tmp_path), model_quant="q8_0"))
 
 
-def test_default_model_is_the_packaged_smollm2():
-    resolved = resolve_model(InferenceSettings())
+def test_packaged_models_resolve_by_name(tmp_path: Path):
+    resolved = resolve_model(InferenceSettings(packaged_model="smollm2-135m"))
     assert resolved.path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and resolved.path.is_file()
+    qwen = resolve_model(InferenceSettings(model_cache_dir=str(tmp_path)))  # the default: assembled and verified
+    assert qwen.name == "Qwen2.5-Coder-0.5B-Instruct" and qwen.path.parent == tmp_path
+    assert qwen.path.stat().st_size == 491_400_064
+    with pytest.raises(FailedPrecondition, match="unknown packaged model"):
+        resolve_model(InferenceSettings(packaged_model="gpt-5"))
     with pytest.raises(FailedPrecondition, match="does not exist"):
         resolve_model(InferenceSettings(model_path="/nonexistent/model.gguf"))
 
