@@ -85,8 +85,11 @@ def grounded_question(question: str, passages: list[Passage]) -> str:
     if not passages:
         return question
     missing = unmentioned_terms(question, passages)
-    note = (f"The passages do not mention {', '.join(f'`{t}`' for t in missing)}. If the question depends on "
-            "it, say that the documentation does not cover it instead of guessing.\n" if missing else "")
+    # Stated as an instruction for the first sentence: the conditional form ("if the question depends on it, say
+    # so") was followed in 2 of 5 such golden questions; the model then invented the option's meaning.
+    names = ", ".join(f"`{t}`" for t in missing)
+    note = (f"No passage mentions {names}. Begin your answer with: \"The documentation does not cover {names}.\" "
+            "Then give only what the passages do say about the rest of the question.\n" if missing else "")
     return (f"Documentation passages:\n\n{passages_block(passages)}\n\n---\nQuestion: {question.strip()}\n\n{note}"
             "Answer briefly in your own words from the passages above (do not repeat them), and cite the passages "
             "you use as [1], [2].")
