@@ -136,7 +136,7 @@ def evaluate(
     mode: Annotated[str, typer.Option(help="full (retrieval + model), bare (the model alone) or retrieval (the "
                                             "passages of --index pasted as the answer; no service needed).")] = "full",
     index: Annotated[Path, typer.Option(help="Index of --mode retrieval.")] = Path("var/index"),
-    hybrid: Annotated[bool, typer.Option(help="--mode retrieval: fuse BM25 with dense retrieval.")] = False,
+    hybrid: Annotated[bool, typer.Option(help="--mode retrieval: fuse BM25 with dense retrieval.")] = True,
     split: Annotated[str, typer.Option(help="tune, holdout or empty for both.")] = "",
     category: Annotated[list[str], typer.Option(help="Only these categories (repeatable).")] = [],  # noqa: B006
     limit: Annotated[int, typer.Option(min=0, help="At most this many items, spread over the categories.")] = 0,
