@@ -33,6 +33,8 @@ REDIS_ERRORS = Counter(
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 MAX_OWNER_CHARS = 256
 MAX_URL_CHARS = 2048
+# Clients' clocks may run a little ahead of ours; beyond this a timestamp is refused.
+MAX_CLOCK_SKEW_S = 86_400
 MAX_TITLE_CHARS = 512
 MAX_SNIPPET_CHARS = 4000
 
@@ -112,10 +114,15 @@ class MemoryStore:
         for source in turn.sources:
             if not source.url or len(source.url) > MAX_URL_CHARS:
                 raise InvalidInput(f"source url must be 1-{MAX_URL_CHARS} characters")
-            if len(source.title) > MAX_TITLE_CHARS or len(source.snippet) > MAX_SNIPPET_CHARS:
-                raise InvalidInput("source title or snippet too long")
+            if (len(source.title) > MAX_TITLE_CHARS or len(source.section) > MAX_TITLE_CHARS
+                    or len(source.snippet) > MAX_SNIPPET_CHARS or len(source.passage) > limit):
+                raise InvalidInput("source title, section, snippet or passage too long")
         if turn.asked_at < 0 or turn.answered_at < 0:
             raise InvalidInput("timestamps must not be negative")
+        latest = time.time() + MAX_CLOCK_SKEW_S
+        if turn.asked_at > latest or turn.answered_at > latest:
+            # A far-future time (e.g. 253402300800 s) was stored once and made every later read of the session fail.
+            raise InvalidInput(f"timestamps must not be more than {MAX_CLOCK_SKEW_S} s in the future")
         if turn.asked_at and turn.answered_at and turn.answered_at < turn.asked_at:
             raise InvalidInput("answered_at is before asked_at")
         now = time.time()

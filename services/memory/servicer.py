@@ -13,9 +13,14 @@ def _seconds(ts: Timestamp, present: bool) -> float:
     return ts.seconds + ts.nanos / 1e9 if present else 0.0
 
 
+# What google.protobuf.Timestamp can hold (0001-01-01 .. 9999-12-31); reading clamps into it, so a value stored
+# before input validation existed can never make a session unreadable.
+_TIMESTAMP_MAX_S = 253_402_300_799
+
+
 def _timestamp(seconds: float) -> Timestamp:
     ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
+    ts.FromNanoseconds(int(min(max(seconds, 0.0), _TIMESTAMP_MAX_S) * 1e9))
     return ts
 
 

@@ -197,3 +197,18 @@ def test_metrics_endpoint_counts_calls_and_redis_errors(start_memory, redis_serv
     assert 'code="UNAVAILABLE",method="AppendTurn"' in text
     assert 'jenkins_assistant_memory_redis_errors_total{operation="append"}' in text
     assert "jenkins_assistant_grpc_request_duration_seconds_bucket" in text
+
+
+def test_far_future_timestamps_are_refused_and_a_stored_one_still_reads(memory_stub):
+    """Hardening item 1: one AppendTurn with answered_at in year 10000 made every later GetHistory fail."""
+    future = memory_pb2.Turn(user_text="q", assistant_text="a")
+    future.answered_at.FromSeconds(253_402_300_799)
+    with pytest.raises(grpc.RpcError) as refused:
+        memory_stub.AppendTurn(memory_pb2.AppendTurnRequest(session_id="future", owner="alice", turn=future))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    from jenkins_assistant.memory.core import Turn
+    from jenkins_assistant.memory.servicer import turn_to_pb
+
+    stored = turn_to_pb(Turn("q", "a", asked_at=1e19, answered_at=float("1e300")))  # written before validation
+    assert stored.answered_at.ToJsonString().startswith("9999-12-31") and stored.asked_at.ToDatetime().year == 9999
