@@ -1,5 +1,5 @@
 """Fixtures of the gateway tests: the gateway as a process on a loopback port, in front of the real inference service
-(`inference_process`, SmolLM2 on the full index with the memory service on a real redis, from tests/inference/fixtures.py:
+(`inference_process`, SmolLM2 on the sample index with the memory service on a real redis, from tests/inference/fixtures.py:
 one instance shared with the inference tests)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The gateway core against the real inference service (SmolLM2 on the full Jenkins index)."""
+"""The gateway core against the real inference service (SmolLM2 on the tests' sample index)."""
 
 from __future__ import annotations
 

@@ -53,12 +53,6 @@ def sample_index(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def full_index(sample_index: Path) -> Path:
-    """The index the inference tests use (the name predates the sample index): the sample index."""
-    return sample_index
-
-
-@pytest.fixture(scope="session")
 def memory_process(redis_server) -> Iterator[ServiceProcess]:
     """The memory service for the whole inference session (tests may stop and restart it)."""
     service = memory_service_process(redis_server.url)
@@ -68,7 +62,7 @@ def memory_process(redis_server) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="session")
-def inference_process(full_index: Path, memory_process: ServiceProcess) -> Iterator[ServiceProcess]:
+def inference_process(sample_index: Path, memory_process: ServiceProcess) -> Iterator[ServiceProcess]:
     """The inference service as in production, small settings: one slot and a one-chat queue, so queueing,
     overflow and slot release are observable; short answers keep the suite quick on 2 cores."""
     port, metrics_port = free_port(), free_port()
@@ -77,7 +71,7 @@ def inference_process(full_index: Path, memory_process: ServiceProcess) -> Itera
         "INFERENCE_PORT": str(port),
         "INFERENCE_METRICS_PORT": str(metrics_port),
         "INFERENCE_AUTH_TOKEN": TEST_TOKEN,
-        "INFERENCE_INDEX_DIR": str(full_index),
+        "INFERENCE_INDEX_DIR": str(sample_index),
         "INFERENCE_PACKAGED_MODEL": "smollm2-135m",  # the fast model; the default answers better but slower
         "INFERENCE_MEMORY_TARGET": memory_process.target,
         "INFERENCE_PARALLEL_SLOTS": "1",

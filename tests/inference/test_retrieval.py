@@ -103,12 +103,12 @@ def recall_at_5(index: RetrievalIndex) -> tuple[float, list[str]]:
     return 1 - len(misses) / len(QUESTIONS), misses
 
 
-def test_recall_at_5_on_the_full_corpus(full_index: Path):
+def test_recall_at_5_on_the_sample_index(sample_index: Path):
     assert len(QUESTIONS) >= 30
     settings = RetrievalSettings(embedding_threads=1)
     embedder = load_embedder(settings)
-    served = RetrievalIndex(full_index, embedder, 1, settings.hybrid, settings.keyword_weight, settings.rrf_k)
-    other = RetrievalIndex(full_index, embedder, 1, not settings.hybrid, settings.keyword_weight, settings.rrf_k)
+    served = RetrievalIndex(sample_index, embedder, 1, settings.hybrid, settings.keyword_weight, settings.rrf_k)
+    other = RetrievalIndex(sample_index, embedder, 1, not settings.hybrid, settings.keyword_weight, settings.rrf_k)
     served_recall, misses = recall_at_5(served)
     other_recall, _ = recall_at_5(other)
     mode = "hybrid" if settings.hybrid else "dense"

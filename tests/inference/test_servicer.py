@@ -186,12 +186,12 @@ def test_auth_is_required_but_health_is_open(channel):
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_model_info_describes_model_and_index(channel, auth, full_index):
+def test_model_info_describes_model_and_index(channel, auth, sample_index):
     from jenkins_assistant.inference.retrieval.index import read_manifest
 
     info = inference_pb2_grpc.InferenceServiceStub(channel).GetModelInfo(inference_pb2.GetModelInfoRequest(),
                                                                          metadata=auth)
-    manifest = read_manifest(full_index)
+    manifest = read_manifest(sample_index)
     assert info.chat_template == "gguf" and info.parallel_slots == 1 and info.context_tokens == 2048
     assert info.model_source.endswith(".gguf") and info.model
     assert info.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
