@@ -223,16 +223,16 @@ class ChatModel:
     def format(self, messages: list[Message]) -> FormattedPrompt:
         return self.formatter.format(messages)
 
-    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+    def tokenize(self, text: str) -> list[int]:
         """Plain text: special-token strings in it stay text (see tokenize_prompt)."""
         # The tokenizer is read-only state shared by contexts; slot 0's is as good as any.
-        return self.slots[0].llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
+        return self.slots[0].llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
 
     def tokenize_prompt(self, prompt: FormattedPrompt) -> list[int]:
         """A formatted prompt: the template's scaffolding may be control tokens, message contents never."""
         llama = self.slots[0].llama
         tokens: list[int] = []
-        for number, (piece, scaffolding) in enumerate(prompt.pieces()):
+        for number, (piece, scaffolding) in enumerate(prompt.segments):
             tokens += llama.tokenize(piece.encode("utf-8"), add_bos=number == 0, special=scaffolding)
         return tokens
 

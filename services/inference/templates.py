@@ -18,16 +18,16 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 @dataclass(frozen=True)
 class FormattedPrompt:
-    text: str
+    # The prompt as (piece, is_scaffolding). Only the template's scaffolding may become control tokens when
+    # tokenized: a question or a document containing "<|im_end|>" must stay plain text, or anyone could open a
+    # system turn through the corpus or the question.
+    segments: tuple[tuple[str, bool], ...]
     # Sequences that end an answer in this format (the model's own turn markers).
     stop: list[str] = field(default_factory=list)
-    # `text` cut into (piece, is_scaffolding). Only the template's scaffolding may become control tokens
-    # when tokenized: a question or a document containing "<|im_end|>" must stay plain text, or anyone could
-    # open a system turn through the corpus or the question. Empty = the whole text is scaffolding-free content.
-    segments: tuple[tuple[str, bool], ...] = ()
 
-    def pieces(self) -> tuple[tuple[str, bool], ...]:
-        return self.segments or ((self.text, False),)
+    @property
+    def text(self) -> str:
+        return "".join(piece for piece, _ in self.segments)
 
 
 # Stands in for a message's content while a template is rendered, so the rendered text can be cut into
@@ -41,7 +41,7 @@ def _sanitise(content: str) -> str:
     return content.translate(_PRIVATE_MARKS)
 
 
-def render_segments(render, messages: list[Message]) -> tuple[str, tuple[tuple[str, bool], ...]]:
+def render_segments(render, messages: list[Message]) -> tuple[tuple[str, bool], ...]:
     """Render `messages` with `render` (messages -> text), keeping track of which text came from the contents."""
     contents = [_sanitise(m["content"]) for m in messages]
     marked = [{**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]
@@ -57,7 +57,7 @@ def render_segments(render, messages: list[Message]) -> tuple[str, tuple[tuple[s
         position = match.end()
     if position < len(rendered):
         segments.append((rendered[position:], True))
-    return "".join(piece for piece, _ in segments), tuple(segments)
+    return tuple(segments)
 
 
 class PromptFormatter(Protocol):
@@ -76,8 +76,7 @@ class Llama2Formatter:
 
     def format(self, messages: list[Message]) -> FormattedPrompt:
         turns = [m if m["role"] == "system" else {**m, "content": m["content"].strip()} for m in messages]
-        text, segments = render_segments(self._render, turns)
-        return FormattedPrompt(text=text, stop=["</s>", "[INST]", "[/INST]"], segments=segments)
+        return FormattedPrompt(render_segments(self._render, turns), stop=["</s>", "[INST]", "[/INST]"])
 
     @staticmethod
     def _render(messages: list[Message]) -> str:
@@ -99,8 +98,7 @@ class ChatMLFormatter:
     name = ChatTemplate.CHATML.value
 
     def format(self, messages: list[Message]) -> FormattedPrompt:
-        text, segments = render_segments(self._render, messages)
-        return FormattedPrompt(text=text, stop=["<|im_end|>", "<|im_start|>"], segments=segments)
+        return FormattedPrompt(render_segments(self._render, messages), stop=["<|im_end|>", "<|im_start|>"])
 
     @staticmethod
     def _render(messages: list[Message]) -> str:
@@ -126,8 +124,7 @@ class GGUFTemplateFormatter:
             self._stop.append(eos_token)
 
     def format(self, messages: list[Message]) -> FormattedPrompt:
-        text, segments = render_segments(self._render, messages)
-        return FormattedPrompt(text=text, stop=list(self._stop), segments=segments)
+        return FormattedPrompt(render_segments(self._render, messages), stop=list(self._stop))
 
     def _render(self, messages: list[Message]) -> str:
         text = self._jinja(messages=messages).prompt
