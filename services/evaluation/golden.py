@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 GOLDEN_PATH = Path(__file__).with_name("data") / "golden.jsonl"
@@ -28,14 +29,15 @@ class GoldenItem:
     answerable: bool
     split: str
     qa_row: int | None = None
-    patterns: list[re.Pattern] = field(default_factory=list, compare=False, repr=False)
+
+    @cached_property
+    def patterns(self) -> list[re.Pattern]:
+        return [re.compile(fact, re.IGNORECASE) for fact in self.key_facts]
 
     @classmethod
     def from_dict(cls, data: dict) -> GoldenItem:
-        item = cls(**{k: v for k, v in data.items() if k != "qa_row"},
+        return cls(**{k: v for k, v in data.items() if k != "qa_row"},
                    qa_row=int(data["qa_row"]) if data.get("qa_row") not in (None, "") else None)
-        item.patterns.extend(re.compile(fact, re.IGNORECASE) for fact in item.key_facts)
-        return item
 
 
 def load_golden(path: Path = GOLDEN_PATH, split: str = "", categories: tuple[str, ...] = (),

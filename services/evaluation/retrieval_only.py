@@ -4,6 +4,7 @@ recall is the retrieval reach at k; it needs the index and the embedder but no c
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from jenkins_assistant.evaluation.golden import GoldenItem
@@ -12,7 +13,9 @@ from jenkins_assistant.evaluation.scoring import score_answer
 
 
 def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool) -> list[ItemResult]:
-    from jenkins_assistant.inference.config import RetrievalSettings
+    from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
+    from jenkins_assistant.inference.core import sources_from_passages
+    from jenkins_assistant.inference.prompts import Passage
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
@@ -22,14 +25,15 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     results = []
     for item in items:
         hits, elapsed_ms = index.timed_search(item.question, k)
-        passages = [hit.chunk.text for hit in hits]
-        answer = "\n\n".join(passages)
+        # The same numbered sources the service sends for these hits.
+        passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+        sources = sources_from_passages(hits, passages, InferenceSettings.model_fields["snippet_chars"].default)
+        answer = "\n\n".join(passage.text for passage in passages)
         results.append(ItemResult(
             id=item.id, category=item.category, split=item.split, answerable=item.answerable,
             question=item.question, answer=answer,
-            sources=[{"citation": n, "url": h.chunk.url, "title": h.chunk.title, "section": h.chunk.section,
-                      "score": round(h.score, 4), "passage": h.chunk.text} for n, h in enumerate(hits, 1)],
+            sources=[asdict(source) for source in sources],
             prompt_tokens=0, completion_tokens=0, ttft_s=elapsed_ms / 1000, tokens_per_s=0.0, finish_reason="",
-            warnings=[], score=score_answer(item, answer, passages, len(hits)),
+            warnings=[], score=score_answer(item, answer, [p.text for p in passages], len(sources)),
         ))
     return results

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
+from jenkins_assistant.common.records import SourceRef
 from jenkins_assistant.evaluation.golden import GoldenItem
 from jenkins_assistant.evaluation.scoring import AnswerScore, score_answer
 
@@ -26,7 +27,7 @@ class ItemResult:
     answerable: bool
     question: str
     answer: str
-    sources: list[dict]
+    sources: list[dict]  # SourceRef fields: the numbered passages the model was given
     prompt_tokens: int
     completion_tokens: int
     ttft_s: float  # server-side: request received -> first answer text (includes retrieval and the prompt)
@@ -77,8 +78,7 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
             elif kind == "delta":
                 parts.append(event.delta.text)
             elif kind == "sources":
-                sources = [{"citation": s.citation, "url": s.url, "title": s.title, "section": s.section,
-                            "score": round(s.score, 4), "passage": s.passage} for s in event.sources.sources]
+                sources = [asdict(SourceRef.from_pb(s)) for s in event.sources.sources]
             elif kind == "finished":
                 usage = event.finished.usage
                 finish_reason = common_pb2.FinishReason.Name(event.finished.finish_reason)

@@ -10,17 +10,19 @@ from jenkins_assistant.evaluation import report
 from jenkins_assistant.evaluation.golden import GoldenItem, load_golden
 from jenkins_assistant.evaluation.scoring import abstains, score_answer
 
-PARALLEL = GoldenItem.from_dict({
+PARALLEL_ROW = {
     "id": "parallel", "category": "pipeline", "question": "How do I run two stages at the same time?",
     "reference_answer": "Put the stages in a `parallel { }` block inside a stage; `failFast true` stops the others.",
     "source_urls": ["https://www.jenkins.io/doc/book/pipeline/syntax/"],
     "key_facts": [r"\bparallel\s*\{", r"failFast"], "answerable": True, "split": "tune",
-})
-MADE_UP = GoldenItem.from_dict({
+}
+MADE_UP_ROW = {
     "id": "made-up", "category": "out-of-corpus", "question": "How do I configure the Quantum Build Accelerator plugin?",
     "reference_answer": "The documentation does not cover a Quantum Build Accelerator plugin.", "source_urls": [],
     "key_facts": [r"does not cover"], "answerable": False, "split": "holdout",
-})
+}
+PARALLEL = GoldenItem.from_dict(PARALLEL_ROW)
+MADE_UP = GoldenItem.from_dict(MADE_UP_ROW)
 
 
 def test_keyfact_recall_and_reach_count_the_facts_found():
@@ -63,10 +65,7 @@ def test_answers_are_not_mistaken_for_abstentions(answer):
 
 def test_limit_spreads_the_subset_over_categories(tmp_path):
     path = tmp_path / "golden.jsonl"
-    rows = [{**json.loads(json.dumps(PARALLEL.__dict__, default=str)), "id": f"p{i}"} for i in range(5)]
-    rows += [{**{k: v for k, v in MADE_UP.__dict__.items() if k != "patterns"}, "id": f"o{i}"} for i in range(5)]
-    for row in rows:
-        row.pop("patterns", None)
+    rows = [{**PARALLEL_ROW, "id": f"p{i}"} for i in range(5)] + [{**MADE_UP_ROW, "id": f"o{i}"} for i in range(5)]
     path.write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
     picked = load_golden(path, limit=4)
     assert [item.id for item in picked] == ["p0", "o0", "p1", "o1"]
