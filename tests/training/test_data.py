@@ -72,3 +72,28 @@ def test_chat_records_are_conversational_prompt_completion():
     (record,) = to_sft_records([QAPair("q", "a")], "model", "sys")
     assert record == {"prompt": [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"}],
                       "completion": [{"role": "assistant", "content": "a"}]}
+
+
+def test_pairs_with_passages_train_on_the_served_prompt_layout(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from jenkins_assistant.common.grounded_prompt import SYSTEM_PROMPT, SYSTEM_PROMPT_NO_PASSAGES, Passage
+    from jenkins_assistant.inference.prompts import answer_messages
+    from jenkins_assistant.training.data import pairs_sha256, read_pairs, to_sft_records
+
+    passage = {"title": "Pipeline Syntax", "url": "https://www.jenkins.io/doc/book/pipeline/syntax/",
+               "text": "Use `parallel { }` inside a stage.", "section": "Parallel"}
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame({"question": ["Run stages at once?", "What is Jenkins?"], "answer": ["Use parallel [1].", "A server."],
+                  "passages": [json.dumps([passage]), ""]}).to_csv(path, index=False)
+    grounded, bare = read_pairs(path)
+    assert grounded.passages == (Passage(**passage),) and bare.passages == ()
+    records = to_sft_records([grounded, bare], "model", system_prompt="")
+    served = answer_messages(grounded.question, list(grounded.passages), [], 600)
+    assert records[0]["prompt"] == served  # exactly what the inference service sends
+    assert records[0]["prompt"][0]["content"] == SYSTEM_PROMPT
+    assert records[1]["prompt"] == [{"role": "system", "content": SYSTEM_PROMPT_NO_PASSAGES},
+                                    {"role": "user", "content": "What is Jenkins?"}]
+    assert pairs_sha256([grounded]) != pairs_sha256([grounded.__class__(grounded.question, grounded.answer)])

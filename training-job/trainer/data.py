@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -88,7 +88,9 @@ def read_pairs(path: str | Path, question_column: str | None = None, answer_colu
 def pairs_sha256(pairs: list[QAPair]) -> str:
     digest = hashlib.sha256()
     for pair in pairs:
-        digest.update(json.dumps([pair.question, pair.answer], ensure_ascii=False).encode() + b"\n")
+        # Passages are part of what the model learns from; pairs without them hash as before.
+        fields = [pair.question, pair.answer, *([[asdict(p) for p in pair.passages]] if pair.passages else [])]
+        digest.update(json.dumps(fields, ensure_ascii=False).encode() + b"\n")
     return digest.hexdigest()
 
 
