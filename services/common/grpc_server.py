@@ -1,6 +1,6 @@
 """gRPC server bootstrap shared by every service.
 
-`build_server` returns a started-but-not-serving server: health says NOT_SERVING until the
+`build_server` returns a bound, not yet started server: health says NOT_SERVING until the
 service marks itself ready, reflection is on, errors and metrics are handled by one interceptor,
 and auth is enforced when a token is configured. `serve_until_signal` runs it until SIGTERM, then
 flips health to NOT_SERVING and stops with the configured grace period.
@@ -9,6 +9,7 @@ flips health to NOT_SERVING and stops with the configured grace period.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import time
@@ -100,8 +101,12 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                async for response in behavior(request, context):
-                    yield response
+                if inspect.iscoroutinefunction(behavior):
+                    # The reader/writer API (health's Watch): the handler writes through the context itself.
+                    await behavior(request, context)
+                else:
+                    async for response in behavior(request, context):
+                        yield response
                 code = self._final_code(context)
             except ServiceError as exc:
                 code = _status(exc)
@@ -120,6 +125,19 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
                 self._record(method, code, started)
 
         return stream
+
+
+class _HealthServicer(health.aio.HealthServicer):
+    """grpc's health servicer, starting NOT_SERVING for the whole server and each service.
+
+    grpc's own starts the whole server ("") as SERVING, which a probe could see from the moment the
+    port answers until the service first sets it; `set` is a coroutine and `build_server` is not.
+    """
+
+    def __init__(self, service_names: Iterable[str]) -> None:
+        super().__init__()
+        for name in [*service_names, ""]:
+            self._server_status[name] = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @dataclass
@@ -157,7 +175,7 @@ def build_server(
         ],
     )
     service_names = list(register(server))
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = _HealthServicer(service_names)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
@@ -177,7 +195,6 @@ async def serve_until_signal(
 ) -> None:
     """Start, run `on_start` (which marks the service ready), wait for SIGTERM/SIGINT, stop gracefully."""
     start_metrics_endpoint(settings.metrics_port, settings.host)
-    await grpc_server.set_serving(False)
     await grpc_server.server.start()
     log.info("gRPC listening on %s:%d", settings.host, grpc_server.port)
     stop = asyncio.Event()

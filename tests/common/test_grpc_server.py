@@ -105,7 +105,7 @@ def test_health_not_serving_until_ready_and_auth_spares_health():
         async with grpc.aio.insecure_channel(target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             stub = inference_pb2_grpc.InferenceServiceStub(channel)
-            await grpc_server.set_serving(False)
+            # Nothing set it: build_server starts NOT_SERVING (grpc's default would be SERVING).
             for service in ("", "jenkins_assistant.v1.InferenceService"):
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
                 assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -119,6 +119,18 @@ def test_health_not_serving_until_ready_and_auth_spares_health():
             assert reply.text == "echo: ok"
 
     run_with_server(ServerSettings(port=0, auth_token="tok"), body)
+
+
+def test_health_watch_streams_each_change():
+    async def body(target, grpc_server):
+        async with grpc.aio.insecure_channel(target) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            await grpc_server.set_serving(True)
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
+
+    run_with_server(ServerSettings(port=0), body)
 
 
 def test_sigterm_stops_the_memory_service_gracefully(redis_url):
