@@ -32,6 +32,8 @@ def _token_matches(metadata: tuple | None, expected: bytes) -> bool:
 
 
 def _deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler refusing the call. It takes the request as raw bytes (no deserializer): a caller without the
+    token gets UNAUTHENTICATED whatever the body holds, and its bytes are never parsed."""
     message = "missing or invalid bearer token (metadata 'authorization: Bearer <token>')"
 
     async def abort_unary(request, context):
@@ -42,20 +44,12 @@ def _deny(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         yield  # pragma: no cover - makes this an async generator
 
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            abort_unary, handler.request_deserializer, handler.response_serializer
-        )
+        return grpc.unary_unary_rpc_method_handler(abort_unary, None, handler.response_serializer)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            abort_stream, handler.request_deserializer, handler.response_serializer
-        )
+        return grpc.unary_stream_rpc_method_handler(abort_stream, None, handler.response_serializer)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            abort_unary, handler.request_deserializer, handler.response_serializer
-        )
-    return grpc.stream_stream_rpc_method_handler(
-        abort_stream, handler.request_deserializer, handler.response_serializer
-    )
+        return grpc.stream_unary_rpc_method_handler(abort_unary, None, handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(abort_stream, None, handler.response_serializer)
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):

@@ -2,8 +2,10 @@
 
 `build_server` returns a bound, not yet started server: health says NOT_SERVING until the
 service marks itself ready, reflection is on, errors and metrics are handled by one interceptor,
-and auth is enforced when a token is configured. `serve_until_signal` runs it until SIGTERM, then
-flips health to NOT_SERVING and stops with the configured grace period.
+and auth is enforced when a token is configured. A request body that is not a valid message of the
+method's type gets INVALID_ARGUMENT (after the auth check), logged as one rate-limited line.
+`serve_until_signal` runs it until SIGTERM, then flips health to NOT_SERVING and stops with the
+configured grace period.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from jenkins_assistant.common.auth import BearerTokenInterceptor
 from jenkins_assistant.common.config import ServerSettings
-from jenkins_assistant.common.errors import ServiceError
+from jenkins_assistant.common.errors import InvalidInput, ServiceError
 from jenkins_assistant.common.metrics import GRPC_LATENCY, GRPC_REQUESTS, start_metrics_endpoint
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,62 @@ log = logging.getLogger(__name__)
 
 def _status(exc: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode[exc.status_code_name]
+
+
+class MalformedRequest:
+    """Stands for a request body that did not parse as the method's message type.
+
+    grpc parses a unary request before any handler code runs, and a deserializer that raises ends the
+    call as UNKNOWN with a traceback logged at ERROR: anyone could fill the logs, token or not. So the
+    deserializer returns this instead, and the wrapped handler refuses it with INVALID_ARGUMENT.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def tolerant_deserializer(deserializer: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    """`deserializer` returning a MalformedRequest instead of raising on bytes that are not its message."""
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> object:
+        try:
+            return deserializer(raw)
+        except DecodeError as exc:
+            return MalformedRequest(str(exc)[:200])
+
+    return deserialize
+
+
+class RateLimitedLog:
+    """At most one log line per `interval_s`, saying how many were left out since the last one.
+
+    For events a client can cause at will (malformed requests): each is counted in the request
+    metric anyway, and the log only has to show that it is happening.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._next_at = float("-inf")
+        self._left_out = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = self._clock()
+        if now < self._next_at:
+            self._left_out += 1
+            return
+        if self._left_out:
+            message += " (%d more since the last such line)"
+            args = (*args, self._left_out)
+        self._log.warning(message, *args)
+        self._next_at = now + self._interval_s
+        self._left_out = 0
 
 
 class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -40,25 +99,51 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, service_label: str) -> None:
         self._service = service_label
+        self._malformed_log = RateLimitedLog(log)
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method = handler_call_details.method.rsplit("/", 1)[-1]
+        deserializer = tolerant_deserializer(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
-                handler.request_deserializer,
-                handler.response_serializer,
+                self._wrap_unary(handler.unary_unary, method), deserializer, handler.response_serializer
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
-                handler.request_deserializer,
+                self._wrap_stream(handler.unary_stream, method), deserializer, handler.response_serializer
+            )
+        # Client streaming: none of our contracts, but reflection (open without a token) is stream-stream.
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, method, streaming_requests=True),
+                deserializer,
                 handler.response_serializer,
             )
-        return handler  # client-streaming RPCs are not part of our contracts
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, method, streaming_requests=True),
+            deserializer,
+            handler.response_serializer,
+        )
+
+    def _parsed(self, request, method: str):
+        if isinstance(request, MalformedRequest):
+            self._malformed_log.warning("malformed %s request refused: %s", method, request.reason)
+            raise InvalidInput(f"the request is not a valid message for {method}: {request.reason}")
+        return request
+
+    def _requests(self, request, method: str, streaming: bool):
+        """The handler's request argument, refusing malformed messages (for client streams: as they arrive)."""
+        if not streaming:
+            return self._parsed(request, method)
+
+        async def checked():
+            async for message in request:
+                yield self._parsed(message, method)
+
+        return checked()
 
     def _record(self, method: str, code: grpc.StatusCode, started: float) -> None:
         GRPC_REQUESTS.labels(self._service, method, code.name).inc()
@@ -70,12 +155,12 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
             return code
         return grpc.StatusCode.OK if code in (None, 0) else grpc.StatusCode.UNKNOWN
 
-    def _wrap_unary(self, behavior, method: str):
+    def _wrap_unary(self, behavior, method: str, streaming_requests: bool = False):
         async def unary(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                response = await behavior(request, context)
+                response = await behavior(self._requests(request, method, streaming_requests), context)
                 code = self._final_code(context)
                 return response
             except ServiceError as exc:
@@ -96,16 +181,17 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):
 
         return unary
 
-    def _wrap_stream(self, behavior, method: str):
+    def _wrap_stream(self, behavior, method: str, streaming_requests: bool = False):
         async def stream(request, context):
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
+                requests = self._requests(request, method, streaming_requests)
                 if inspect.iscoroutinefunction(behavior):
                     # The reader/writer API (health's Watch): the handler writes through the context itself.
-                    await behavior(request, context)
+                    await behavior(requests, context)
                 else:
-                    async for response in behavior(request, context):
+                    async for response in behavior(requests, context):
                         yield response
                 code = self._final_code(context)
             except ServiceError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.config import ServerSettings
 from jenkins_assistant.common.errors import InvalidInput, NotFound, Overloaded, Unavailable
-from jenkins_assistant.common.grpc_server import build_server
+from jenkins_assistant.common.grpc_server import RateLimitedLog, build_server
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from tests.conftest import free_port
 
@@ -131,6 +132,72 @@ def test_health_watch_streams_each_change():
             watch.cancel()
 
     run_with_server(ServerSettings(port=0), body)
+
+
+# A string field (AskRequest.session_id, HealthCheckRequest.service, ...) holding invalid UTF-8, a length running past
+# the end, a truncated varint, a field number 0, and a group end tag with no start.
+MALFORMED_BODIES = [b"\x0a\x02\xff\xfe", b"\x0a\x05ab", b"\x08\xff", b"\x00\x00", b"\x0c"]
+
+
+async def call_raw(channel, method: str, body: bytes, metadata=()) -> grpc.StatusCode:
+    """Send `body` as the request bytes of `method` (any of the four kinds), return the final status."""
+    kind = {"Chat": "unary_stream", "Watch": "unary_stream", "ServerReflectionInfo": "stream_stream"}.get(
+        method.rsplit("/", 1)[-1], "unary_unary")
+    identity = {"request_serializer": None, "response_deserializer": None}
+    try:
+        if kind == "unary_unary":
+            await channel.unary_unary(method, **identity)(body, metadata=metadata, timeout=10)
+        elif kind == "unary_stream":
+            call = channel.unary_stream(method, **identity)(body, metadata=metadata, timeout=10)
+            await call.read()  # Watch never ends by itself: its first answer is enough
+            call.cancel()
+        else:
+            async for _ in channel.stream_stream(method, **identity)(iter([body]), metadata=metadata, timeout=10):
+                pass
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(
+    ("method", "without_token"),
+    [
+        ("/jenkins_assistant.v1.InferenceService/Ask", grpc.StatusCode.UNAUTHENTICATED),
+        ("/jenkins_assistant.v1.InferenceService/Chat", grpc.StatusCode.UNAUTHENTICATED),
+        # Open without a token: the body is what is wrong.
+        ("/grpc.health.v1.Health/Check", grpc.StatusCode.INVALID_ARGUMENT),
+        ("/grpc.health.v1.Health/Watch", grpc.StatusCode.INVALID_ARGUMENT),
+        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+def test_malformed_bodies_get_invalid_argument_after_auth_and_one_log_line(method, without_token, caplog):
+    async def body(target, _):
+        async with grpc.aio.insecure_channel(target) as channel:
+            for raw in MALFORMED_BODIES * 4:
+                assert await call_raw(channel, method, raw) == without_token
+                assert await call_raw(channel, method, raw, bearer_metadata("wrong")) == without_token
+                assert await call_raw(channel, method, raw, bearer_metadata("tok")) == grpc.StatusCode.INVALID_ARGUMENT
+
+    with caplog.at_level(logging.INFO):
+        run_with_server(ServerSettings(port=0, auth_token="tok"), body)
+    # grpc itself logs a traceback at ERROR for a request its deserializer could not parse.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    refused = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(refused) == 1 and "\n" not in refused[0].getMessage()
+
+
+def test_rate_limited_log_says_how_many_lines_it_left_out(caplog):
+    now = [0.0]
+    limited = RateLimitedLog(logging.getLogger("test.rate_limited"), interval_s=10, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.rate_limited"):
+        for step in range(25):  # 0.0, 1.0 ... 24.0: lines at 0, 10 and 20
+            now[0] = float(step)
+            limited.warning("bad request %d", step)
+    assert [r.getMessage() for r in caplog.records] == [
+        "bad request 0",
+        "bad request 10 (9 more since the last such line)",
+        "bad request 20 (9 more since the last such line)",
+    ]
 
 
 def test_sigterm_stops_the_memory_service_gracefully(redis_url):
