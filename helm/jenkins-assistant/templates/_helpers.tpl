@@ -24,13 +24,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "redis://%s-redis:6379/0" (include "ja.fullname" .)) .Values.redis.url -}}
 {{- end -}}
 
+{{- /* The token is optional only when auth is not required: a required one never silently turns into no auth. */ -}}
 {{- define "ja.authEnv" -}}
 - name: {{ .prefix }}AUTH_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ include "ja.secretName" .root }}
       key: token
-      optional: true
+      optional: {{ not .root.Values.auth.required }}
 {{- end -}}
 
 {{- define "ja.metricsAnnotations" -}}
