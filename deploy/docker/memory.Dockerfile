@@ -11,6 +11,9 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[memory]"
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 assistant
 COPY --from=build /wheels /wheels
+# No version pin: with --no-index the only candidates are the wheels the build stage resolved into /wheels, so
+# this installs exactly those versions.
+# hadolint ignore=DL3013
 RUN pip install --no-cache-dir --no-index --find-links /wheels "jenkins-assistant[memory]" && rm -rf /wheels
 USER 10001
 ENV MEMORY_HOST=0.0.0.0 MEMORY_PORT=50061 MEMORY_METRICS_PORT=9461
