@@ -72,6 +72,9 @@ lint: setup
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check services tests bench training-job
 	$(BIN)/helm lint --strict helm/jenkins-assistant
+	$(BIN)/hadolint deploy/docker/*.Dockerfile training-job/Dockerfile
+	$(BIN)/docker-compose -f docker-compose.yml --profile gpu config --quiet
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 # The inference tests build (or reuse) their small sample index in var/test-index (a minute or two the first
 # time); INFERENCE_TEST_INDEX_DIR=var/index runs them on the full index instead.
