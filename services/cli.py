@@ -5,7 +5,8 @@
     jenkins-assistant eval --out var/eval/full.json      # answer quality on the golden set
     jenkins-assistant eval --compare before.json after.json
 
-The answer streams as it is generated, followed by its sources.
+The sources are printed as soon as they are found (before the model's first token, which takes seconds on
+a small CPU), then the answer streams as it is generated.
 """
 
 from __future__ import annotations
@@ -50,21 +51,32 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
         options=common_pb2.GenerationOptions(max_tokens=max_tokens, disable_retrieval=no_retrieval),
     )
     out = sys.stdout
+    wrote_text = False
     try:
         for event in stub.Chat(request, timeout=timeout, metadata=bearer_metadata(token or None)):
             kind = event.WhichOneof("event")
             if kind == "metadata":
+                standalone = event.metadata.standalone_question
+                if standalone and standalone.strip().lower() != question.strip().lower():
+                    typer.secho(f"searched for: {standalone}", dim=True, err=True)
                 for warning in event.metadata.warnings:
                     typer.secho(f"note: {warning}", fg=typer.colors.YELLOW, err=True)
             elif kind == "delta":
                 out.write(event.delta.text)
                 out.flush()
+                wrote_text = True
             elif kind == "sources" and event.sources.sources:
-                out.write("\n\nSources:\n")
+                # Before the answer from this service; after it from older ones, which sent sources last.
+                out.write("\n\nSources:\n" if wrote_text else "Sources:\n")
                 for number, source in enumerate(event.sources.sources, 1):
                     section = f" > {source.section}" if source.section and source.section != source.title else ""
                     out.write(f"  [{source.citation or number}] {source.title}{section} - {source.url}\n")
+                if not wrote_text:
+                    out.write("\n")
+                out.flush()
             elif kind == "finished":
+                for warning in event.finished.warnings:
+                    typer.secho(f"\nnote: {warning}", fg=typer.colors.YELLOW, err=True)
                 usage = event.finished.usage
                 typer.secho(f"\n({usage.completion_tokens} tokens, first after {usage.time_to_first_token_ms:.0f} ms, "
                             f"{usage.tokens_per_s:.1f} tokens/s)", dim=True, err=True)

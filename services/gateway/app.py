@@ -1,7 +1,7 @@
 """HTTP transport of the gateway (FastAPI): the chat page, its JSON/SSE API and health endpoints.
 
     GET  /              the chat page (static files served from this package: no CDN, works offline)
-    POST /api/chat      {"session_id", "question"} -> text/event-stream: metadata, delta..., sources, done | error
+    POST /api/chat      {"session_id", "question"} -> text/event-stream: metadata, sources, delta..., done | error
     POST /api/feedback  {"answer_id", "session_id", "rating": "helpful"|"not_helpful", "comment"} -> 204
     GET  /api/model     the served model and index (the inference service's GetModelInfo)
     GET  /healthz       liveness of the gateway itself

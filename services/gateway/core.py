@@ -69,8 +69,9 @@ class GatewayCore:
             )
 
     async def chat(self, question: str, session_id: str, owner: str) -> AsyncIterator[ChatEvent]:
-        """metadata, delta..., sources, done (with the answer rendered as HTML). Closing the iterator early (the
-        browser stopped or went away) cancels the gRPC call, which frees the inference slot."""
+        """metadata, sources, delta..., done (with the answer rendered as HTML and the warnings known only at the
+        end), in the order the inference service sends them: the sources come before the text. Closing the
+        iterator early (the browser stopped or went away) cancels the gRPC call, which frees the inference slot."""
         self._validate_question(question)
         request = inference_pb2.ChatRequest(
             question=question, session_id=session_id, owner=owner,
@@ -93,6 +94,7 @@ class GatewayCore:
                         "finish_reason": _finish_reason(response.finished.finish_reason),
                         "usage": _to_dict(response.finished.usage),
                         "html": answer_html("".join(answer)),
+                        "warnings": list(response.finished.warnings),
                     })
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, "Chat") from None

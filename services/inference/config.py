@@ -124,6 +124,17 @@ class InferenceSettings(RetrievalSettings):
     memory_target: str = Field("", description="host:port of the memory service; empty = no conversation memory.")
     memory_token: str = Field("", description="Bearer token for the memory service, if it requires one.")
     memory_timeout_s: float = Field(2.0, gt=0, le=60, description="Deadline of each memory call.")
+    memory_append_deadline_s: float = Field(
+        3.0, gt=0, le=300,
+        description="How long storing an answered exchange may take, retries included: an UNAVAILABLE memory "
+        "service (a restart, a moved pod) is tried again until then. Runs after the answer's slot is freed.",
+    )
+    memory_finish_wait_s: float = Field(
+        0.5, ge=0, le=60,
+        description="How long the finish event waits for the exchange to be stored. A healthy store takes "
+        "milliseconds, so the next question sees it; when it is not confirmed by then, the finish event says so "
+        "and the store goes on in the background until memory_append_deadline_s.",
+    )
     history_turns: int = Field(5, ge=0, le=50, description="Exchanges of history read for each question.")
     history_answer_chars: int = Field(600, ge=0, le=20000, description="Characters of each past answer kept.")
     condense: CondenseMode = Field(CondenseMode.LLM, description="How history becomes a standalone question.")

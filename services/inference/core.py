@@ -1,10 +1,15 @@
 """The inference core: question -> memory -> standalone question -> retrieval -> prompt -> streamed answer.
 
-No gRPC here. `InferenceCore.chat` is an async generator of domain events (metadata, text deltas,
-sources, finished) that the servicer converts to protobuf. Generation runs in a worker thread on a
-slot from the SlotPool; when the consumer goes away (client cancel, deadline) the generator's
-`finally` raises the cancel flag, the worker stops at the next token and the slot is released once the
-thread has really let go of it.
+No gRPC here. `InferenceCore.chat` is an async generator of domain events (metadata, sources, text
+deltas, finished) that the servicer converts to protobuf. What is known before generation (the standalone
+question, the sources) goes out first: a first token takes seconds on a small CPU, the sources milliseconds.
+
+A chat is admitted first (a full queue is refused at once), then reads its history and retrieves without
+holding a slot; it takes a slot only to generate (or earlier, when the model must condense a follow-up).
+Generation runs in a worker thread on a slot from the SlotPool; when the consumer goes away (client
+cancel, deadline) the generator's `finally` raises the cancel flag, the worker stops at the next token and
+the slot is released once the thread has really let go of it. The slot is freed before the exchange is
+stored in memory; see `_store` for how the finish event and the memory write relate.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jenkins_assistant.common.errors import InvalidInput, NotFound
+from jenkins_assistant.common.errors import InvalidInput, NotFound, Overloaded
 from jenkins_assistant.common.records import SourceRef
 from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.condense import concat_question, condense_with_model
@@ -102,6 +107,7 @@ class Usage:
 class Finished:
     finish_reason: str  # "stop" | "length" | "cancelled"
     usage: Usage
+    warnings: list[str] = field(default_factory=list)  # what went wrong after the metadata (storing the exchange)
 
 
 ChatEvent = AnswerMetadata | TextDelta | SourceList | Finished
@@ -168,6 +174,11 @@ class InferenceCore:
         self._executor = ThreadPoolExecutor(max_workers=len(model.slots), thread_name_prefix="generate")
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._feedback_lock = threading.Lock()
+        # Chats admitted but not yet in the pool (reading history, retrieving): they count against its capacity.
+        self._preparing = 0
+        # Memory writes still running after their answer finished: kept referenced (a bare task may be collected
+        # mid-flight) and awaited by close().
+        self._writes: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ validation
     def _validate(self, query: ChatQuery) -> None:
@@ -206,7 +217,6 @@ class InferenceCore:
             history = await self.memory.get_history(query.session_id, self._owner(query), self.settings.history_turns)
             return history, True
         except MemoryUnavailable as exc:
-            metrics.MEMORY_FAILURES.labels("get_history").inc()
             log.warning("memory service %s unavailable: %s", self.memory.target, exc)
             warnings.append("memory service unavailable: answered without history")
             return [], False
@@ -214,16 +224,47 @@ class InferenceCore:
     def _owner(self, query: ChatQuery) -> str:
         return query.owner or self.settings.default_owner
 
-    async def _remember(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> None:
+    async def _remember(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> bool:
+        """Stores the exchange (retrying an unavailable memory service until memory_append_deadline_s); whether
+        it was stored."""
         assert self.memory is not None
         try:
             # Memory keeps where an answer came from, not the passages' whole text.
             stored = [dataclasses.replace(source, passage="") for source in sources]
             await self.memory.append_turn(query.session_id, self._owner(query), query.question, answer, stored,
-                                          asked_at, time.time())
+                                          asked_at, time.time(), deadline_s=self.settings.memory_append_deadline_s)
+            return True
         except MemoryUnavailable as exc:
-            metrics.MEMORY_FAILURES.labels("append_turn").inc()
+            metrics.EXCHANGES_NOT_STORED.inc()
             log.warning("could not store the exchange of session %s: %s", query.session_id, exc)
+            return False
+        except Exception:  # a bug here must not turn an answer the client already has into an error
+            metrics.EXCHANGES_NOT_STORED.inc()
+            log.exception("could not store the exchange of session %s", query.session_id)
+            return False
+
+    async def _store(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> list[str]:
+        """Stores the exchange; the warnings of the finish event.
+
+        Two wishes pull apart here: the finish event should not wait for memory (up to its deadline, and longer
+        with retries), and the client must learn when its exchange was not stored. The write runs as a task of
+        its own that the finish event waits for at most memory_finish_wait_s. A healthy write takes
+        milliseconds, so in the normal case the finish event confirms it and a follow-up sent at once sees the
+        exchange. When memory fails or is slow, the finish event goes out after that wait saying the exchange
+        is not stored (or not yet), and the write goes on retrying in the background until
+        memory_append_deadline_s, counted in exchanges_not_stored_total if it never succeeds. A client that goes
+        away during the wait does not cancel the write."""
+        task = asyncio.create_task(self._remember(query, answer, sources, asked_at))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        done, _pending = await asyncio.wait({task}, timeout=self.settings.memory_finish_wait_s)
+        if not done:
+            still_trying = (f"memory service slow or unavailable: this exchange is not stored yet (still trying for "
+                            f"up to {self.settings.memory_append_deadline_s:g} s)")
+            return [still_trying]
+        if not task.result():
+            return ["memory service unavailable: this exchange was not stored"]
+        return []
 
     # ------------------------------------------------------------------ prompt
     def _build_prompt(
@@ -257,13 +298,39 @@ class InferenceCore:
             seed=options.seed or None,
         )
 
-    async def _standalone(self, lease: _SlotLease, query: ChatQuery, history: list[Exchange]) -> str:
+    def _condenses_with_model(self, history: list[Exchange]) -> bool:
+        return bool(history) and self.settings.condense is CondenseMode.LLM
+
+    async def _standalone(self, lease: _SlotLease | None, query: ChatQuery, history: list[Exchange]) -> str:
         question = query.question.strip()
         if not history or self.settings.condense is CondenseMode.OFF:
             return question
         if self.settings.condense is CondenseMode.CONCAT:
             return concat_question(question, history)
+        assert lease is not None  # the model condenses on the slot the answer will use
         return await lease.run(condense_with_model, self.model, lease.slot, question, history)
+
+    # ------------------------------------------------------------------ admission and slots
+    def _admit(self) -> None:
+        """Refuses a chat at once when it could only wait beyond the queue's bound: chats still preparing (no slot
+        yet) count as queued, so a full queue is refused before any memory or retrieval work."""
+        in_flight = self._preparing + self.pool.active + self.pool.queued
+        if in_flight >= len(self.model.slots) + self.settings.max_queue:
+            raise Overloaded(f"all {len(self.model.slots)} generation slots are busy and {self.settings.max_queue} "
+                             "chats are queued; retry later")
+        self._preparing += 1
+
+    async def _take_slot(self) -> tuple[_SlotLease, float]:
+        """A slot for this chat (waiting in the FIFO queue when all are busy); the lease and the wait in ms. The
+        caller has left `_preparing` just before: from here the pool counts the chat."""
+        waiting_from = time.perf_counter()
+        metrics.QUEUE_DEPTH.set(self.pool.queued + 1)
+        try:
+            slot = await self.pool.acquire()
+        finally:
+            metrics.QUEUE_DEPTH.set(self.pool.queued)
+        metrics.ACTIVE_SLOTS.set(self.pool.active)
+        return _SlotLease(self.pool, slot, self._executor), (time.perf_counter() - waiting_from) * 1000
 
     # ------------------------------------------------------------------ chat
     async def chat(self, query: ChatQuery) -> AsyncIterator[ChatEvent]:
@@ -272,18 +339,19 @@ class InferenceCore:
         asked_at = time.time()
         options = query.options
         warnings: list[str] = []
-        history, memory_ok = await self._history(query, warnings)
-
-        metrics.QUEUE_DEPTH.set(self.pool.queued + 1)
-        try:
-            slot = await self.pool.acquire()
-        finally:
-            metrics.QUEUE_DEPTH.set(self.pool.queued)
-        queue_ms = (time.perf_counter() - started) * 1000
-        lease = _SlotLease(self.pool, slot, self._executor)
-        metrics.ACTIVE_SLOTS.set(self.pool.active)
+        self._admit()
+        preparing = True
+        lease: _SlotLease | None = None
+        queue_ms = 0.0
         finished = False
         try:
+            history, memory_ok = await self._history(query, warnings)
+            if self._condenses_with_model(history):
+                # Condensing needs the model, so this chat takes its slot now and keeps it for the answer
+                # (giving it back for the ~20 ms of retrieval would send the chat to the back of the queue).
+                preparing = False
+                self._preparing -= 1
+                lease, queue_ms = await self._take_slot()
             standalone = await self._standalone(lease, query, history)
             hits: list[Hit] = []
             retrieval_ms = 0.0
@@ -295,6 +363,7 @@ class InferenceCore:
                 warnings.append("no retrieval index loaded: answered without documentation")
             passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
             max_tokens = options.max_tokens or self.settings.default_max_tokens
+            # Tokenizing needs no slot: the vocabulary is read-only state shared by the contexts.
             tokens, template_stop, used_passages, used_history = await asyncio.to_thread(
                 self._build_prompt, query.question.strip(), passages, history, max_tokens
             )
@@ -304,12 +373,18 @@ class InferenceCore:
                 warnings.append(f"context window: used {used_history} of {len(history)} past exchanges")
             params = self._sampling(options, self.model.fit(tokens, max_tokens), template_stop)
             answer_id = uuid.uuid4().hex
+            sources = sources_from_passages(hits[:used_passages], passages[:used_passages], self.settings.snippet_chars)
             yield AnswerMetadata(answer_id=answer_id, standalone_question=standalone, history_turns_used=used_history,
                                  memory_available=memory_ok, warnings=warnings, model=self.model.name)
+            yield SourceList(sources)
 
+            if lease is None:
+                preparing = False
+                self._preparing -= 1
+                lease, queue_ms = await self._take_slot()
             loop = asyncio.get_running_loop()
             deltas: asyncio.Queue[str | None] = asyncio.Queue()
-            future = lease.run(slot.generate, tokens, params,
+            future = lease.run(lease.slot.generate, tokens, params,
                                lambda text: loop.call_soon_threadsafe(deltas.put_nowait, text), lease.cancelled)
             future.add_done_callback(lambda _f: deltas.put_nowait(None))
             trimmer = StreamTrimmer()
@@ -325,16 +400,18 @@ class InferenceCore:
                 first_delta_at = first_delta_at or time.perf_counter()
                 answer_parts.append(out)
                 yield TextDelta(out)
+            lease.release()  # generation is over: the next chat may use the slot while memory is written
+            lease = None
             answer = "".join(answer_parts)
-            sources = sources_from_passages(hits[:used_passages], passages[:used_passages], self.settings.snippet_chars)
             self._remember_answer(answer_id, query)
-            if query.session_id and self.memory is not None and memory_ok and result.finish_reason != "cancelled":
-                await self._remember(query, answer, sources, asked_at)
-            yield SourceList(sources)
             usage = self._usage(result, started, first_delta_at, retrieval_ms, queue_ms)
             metrics.ANSWERS.labels(result.finish_reason).inc()
-            finished = True
-            yield Finished(finish_reason=result.finish_reason, usage=usage)
+            finished = True  # a client leaving while the exchange is stored has had its whole answer
+            finish_warnings: list[str] = []
+            # Stored even when the history could not be read: memory may be back by now, and the exchange happened.
+            if query.session_id and self.memory is not None and result.finish_reason != "cancelled":
+                finish_warnings = await self._store(query, answer, sources, asked_at)
+            yield Finished(finish_reason=result.finish_reason, usage=usage, warnings=finish_warnings)
         except (GeneratorExit, asyncio.CancelledError):
             if not finished:  # the client went away (cancel, deadline): generation stops at the next token
                 metrics.ANSWERS.labels("cancelled").inc()
@@ -343,7 +420,10 @@ class InferenceCore:
             metrics.ANSWERS.labels("error").inc()
             raise
         finally:
-            lease.release()
+            if preparing:
+                self._preparing -= 1
+            if lease is not None:
+                lease.release()
 
     async def ask(self, query: ChatQuery) -> tuple[AnswerMetadata, str, list[SourceRef], Finished]:
         """The whole answer of `chat`, collected."""
@@ -413,6 +493,9 @@ class InferenceCore:
         }
 
     async def close(self) -> None:
+        # Exchanges still being stored finish first (each is bounded by memory_append_deadline_s).
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self.memory is not None:
             await self.memory.close()

@@ -2,22 +2,40 @@
 
 The inference service must answer even when memory is down: every failure other than NOT_FOUND
 (a session this owner does not have yet = no history) surfaces as `MemoryUnavailable`, which the core
-turns into a warning in the answer's metadata.
+turns into a warning (in the answer's metadata for the history, in its finish event for the append).
+Every failed call counts in `jenkins_assistant_inference_memory_failures_total`, retries included.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.prompts import Exchange
 from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+# gRPC's default reconnect backoff starts at 1 s and grows 1.6x per failed attempt up to 120 s, so after a memory
+# restart this client went on failing for about 5 s. Reconnect attempts at most 1 s apart; a connect attempt may
+# take up to 1 s (min_reconnect_backoff_ms is gRPC's minimum connect timeout), ample for loopback or a cluster.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.min_reconnect_backoff_ms", 1000),
+)
+# Waits between append attempts (exponential from 0.1 s with jitter, at most 0.5 s): a restarting memory service
+# is back within a reconnect backoff, which is at most 1 s.
+RETRY_WAIT = wait_exponential_jitter(multiplier=0.1, max=0.5, jitter=0.1)
+# The shortest deadline worth giving a last attempt.
+MIN_ATTEMPT_S = 0.05
 
 
 class MemoryUnavailable(Exception):
@@ -30,9 +48,16 @@ def _timestamp(unix_s: float) -> Timestamp:
     return stamp
 
 
+def _retryable(exc: BaseException) -> bool:
+    # Only UNAVAILABLE: the call did not reach a memory service that could store it (connection refused or lost,
+    # or the service's own Redis is down), so sending it again cannot store the exchange twice. A
+    # DEADLINE_EXCEEDED append may have been stored, and AppendTurn is not idempotent.
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
+
+
 class MemoryClient:
     def __init__(self, target: str, token: str | None, timeout_s: float) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = memory_pb2_grpc.MemoryServiceStub(self._channel)
         self._metadata = bearer_metadata(token)
         self._timeout_s = timeout_s
@@ -47,23 +72,36 @@ class MemoryClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return []
+            metrics.MEMORY_FAILURES.labels("get_history").inc()
             raise MemoryUnavailable(f"{exc.code().name}: {exc.details()}") from exc
         return [Exchange(question=t.user_text, answer=t.assistant_text) for t in reply.turns]
 
     async def append_turn(
         self, session_id: str, owner: str, question: str, answer: str,
-        sources: list[SourceRef], asked_at: float, answered_at: float,
+        sources: list[SourceRef], asked_at: float, answered_at: float, deadline_s: float | None = None,
     ) -> None:
+        """Stores one exchange, trying again while the memory service is UNAVAILABLE until `deadline_s` (default:
+        one call's timeout) has passed; each call is still bounded by the call timeout."""
         turn = memory_pb2.Turn(user_text=question, assistant_text=answer, sources=[s.to_pb() for s in sources],
                                asked_at=_timestamp(asked_at), answered_at=_timestamp(answered_at))
+        request = memory_pb2.AppendTurnRequest(session_id=session_id, owner=owner, turn=turn)
+        budget_s = deadline_s or self._timeout_s
+        deadline = time.monotonic() + budget_s
+        retrying = AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_before_delay(budget_s),
+                                 wait=RETRY_WAIT, reraise=True)
         try:
-            await self._stub.AppendTurn(
-                memory_pb2.AppendTurnRequest(session_id=session_id, owner=owner, turn=turn),
-                timeout=self._timeout_s, metadata=self._metadata,
-            )
+            async for attempt in retrying:
+                with attempt:
+                    timeout = max(MIN_ATTEMPT_S, min(self._timeout_s, deadline - time.monotonic()))
+                    try:
+                        await self._stub.AppendTurn(request, timeout=timeout, metadata=self._metadata)
+                    except grpc.aio.AioRpcError as exc:
+                        metrics.MEMORY_FAILURES.labels("append_turn").inc()
+                        log.info("append to session %s failed (attempt %d): %s", session_id,
+                                 attempt.retry_state.attempt_number, exc.code().name)
+                        raise
         except grpc.aio.AioRpcError as exc:
             raise MemoryUnavailable(f"{exc.code().name}: {exc.details()}") from exc
 
     async def close(self) -> None:
         await self._channel.close()
-

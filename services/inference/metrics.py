@@ -24,6 +24,12 @@ ACTIVE_SLOTS = Gauge("jenkins_assistant_inference_active_slots", "Generation slo
 COMPLETION_TOKENS = Counter("jenkins_assistant_inference_completion_tokens_total", "Tokens generated.")
 ANSWERS = Counter("jenkins_assistant_inference_answers_total", "Answers by finish reason.", ["finish_reason"])
 MEMORY_FAILURES = Counter(
-    "jenkins_assistant_inference_memory_failures_total", "Memory service calls that failed.", ["operation"]
+    "jenkins_assistant_inference_memory_failures_total", "Memory service calls that failed (each retry counts).",
+    ["operation"],
+)
+EXCHANGES_NOT_STORED = Counter(
+    "jenkins_assistant_inference_exchanges_not_stored_total",
+    "Answered exchanges of a session that memory did not store, retries exhausted (the next question will not see "
+    "them).",
 )
 FEEDBACK = Counter("jenkins_assistant_inference_feedback_total", "Answer ratings received.", ["rating"])

@@ -57,6 +57,7 @@ def finished_to_pb(f: Finished) -> common_pb2.AnswerFinished:
             time_to_first_token_ms=u.time_to_first_token_ms, tokens_per_s=u.tokens_per_s,
             retrieval_ms=u.retrieval_ms, total_ms=u.total_ms, queue_ms=u.queue_ms,
         ),
+        warnings=f.warnings,
     )
 
 

@@ -37,11 +37,11 @@ def test_chat_streams_server_sent_events_in_order_then_feedback_is_accepted(gate
             assert response.headers["content-type"].startswith("text/event-stream")
             events = list(sse_events(response))
         names = [name for name, _ in events]
-        assert names[0] == "metadata" and names[-2:] == ["sources", "done"], names
-        assert set(names[1:-2]) == {"delta"}
+        assert names[:2] == ["metadata", "sources"] and names[-1] == "done", names
+        assert set(names[2:-1]) == {"delta"}
         assert "".join(data["text"] for name, data in events if name == "delta").strip()
-        assert events[-2][1]["sources"] and all(s["url"].startswith("https://") for s in events[-2][1]["sources"])
-        assert events[-1][1]["html"].strip()
+        assert events[1][1]["sources"] and all(s["url"].startswith("https://") for s in events[1][1]["sources"])
+        assert events[-1][1]["html"].strip() and events[-1][1]["warnings"] == []
         answer_id = events[0][1]["answer_id"]
         reply = client.post("/api/feedback", json={"answer_id": answer_id, "session_id": session,
                                                    "rating": "not_helpful", "comment": "too short"})

@@ -78,6 +78,8 @@ def test_ask_see_the_answer_stream_render_with_sources_then_rate_it(browser, gat
     assert rendered.text.strip() and rendered.find_elements(By.TAG_NAME, "p")
     links = answer.find_elements(By.CSS_SELECTOR, ".sources a")
     assert links and all(link.get_attribute("href").startswith("https://") for link in links)
+    # The sources were on the page before the first piece of the answer.
+    assert answer.get_attribute("data-sources-after-deltas") == "0"
 
     thumbs_up = answer.find_element(By.CSS_SELECTOR, "button.feedback-helpful")
     assert thumbs_up.get_attribute("aria-label") == "Helpful answer"

@@ -42,7 +42,7 @@ def new_session() -> str:
     return f"gw-{uuid.uuid4().hex[:12]}"
 
 
-def test_chat_streams_metadata_deltas_sources_then_done_and_takes_feedback(gateway_settings, inference_process):
+def test_chat_streams_metadata_sources_deltas_then_done_and_takes_feedback(gateway_settings, inference_process):
     session = new_session()
     helpful_before = scrape_metric(inference_process, "jenkins_assistant_inference_feedback_total", 'rating="helpful"')
 
@@ -53,16 +53,17 @@ def test_chat_streams_metadata_deltas_sources_then_done_and_takes_feedback(gatew
 
     events = with_core(gateway_settings, use)
     names = [event.name for event in events]
-    assert names[0] == "metadata" and names[-2:] == ["sources", "done"]
-    assert len(names) > 3 and set(names[1:-2]) == {"delta"}
+    assert names[:2] == ["metadata", "sources"] and names[-1] == "done"
+    assert len(names) > 3 and set(names[2:-1]) == {"delta"}
     assert events[0].data["answer_id"] and events[0].data["model"]
     text = "".join(event.data["text"] for event in events if event.name == "delta")
     assert text.strip()
-    sources = events[-2].data["sources"]
+    sources = events[1].data["sources"]
     assert sources and all(source["url"].startswith("https://") and source["title"] for source in sources)
     done = events[-1].data
     assert done["html"] == answer_html(text)
     assert done["finish_reason"] in {"stop", "length"} and done["usage"]["completion_tokens"] > 0
+    assert done["warnings"] == []  # the exchange was stored
     # The rating reached the inference service.
     assert scrape_metric(inference_process, "jenkins_assistant_inference_feedback_total",
                          'rating="helpful"') == helpful_before + 1

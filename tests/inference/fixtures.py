@@ -146,7 +146,8 @@ def inference_queue_filled(process: ServiceProcess, attempts: int = 3) -> Iterat
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
         for attempt in range(attempts):
             running = stub.Chat(long_chat("Explain Jenkins agents in detail.", 11 + attempt), metadata=metadata)
-            next(iter(running))  # metadata: it holds the only slot
+            next(iter(running))  # metadata: it is admitted, and takes the only slot right after its sources
+            wait_for_metric(process, "jenkins_assistant_inference_active_slots", "", 1.0, 60)
             queued = stub.Chat(long_chat("Explain Jenkins security in detail.", 23 + attempt), metadata=metadata)
             consumer = threading.Thread(target=lambda call=queued: list(ignore_cancel(call)), daemon=True)
             consumer.start()

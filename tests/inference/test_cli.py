@@ -20,9 +20,12 @@ def test_ask_streams_an_answer_with_sources(inference_process):
     result = run_cli("ask", "How do I run Jenkins in Docker?", "--target", inference_process.target,
                      "--max-tokens", "24")
     assert result.returncode == 0, result.stderr
-    answer, _, sources = result.stdout.partition("Sources:")
-    assert answer.strip()
+    # The sources are printed first (as soon as they are found), then the answer after a blank line.
+    assert result.stdout.startswith("Sources:\n"), result.stdout
+    sources, _, answer = result.stdout.removeprefix("Sources:\n").partition("\n\n")
+    assert sources.splitlines() and all(line.startswith("  [") for line in sources.splitlines())
     assert "https://www.jenkins.io/" in sources or "https://plugins.jenkins.io/" in sources
+    assert answer.strip()
     assert "tokens/s" in result.stderr
 
 

@@ -51,10 +51,12 @@ def test_chat_without_index_or_memory_warns_and_answers(core):
     assert isinstance(metadata, AnswerMetadata) and not metadata.memory_available
     assert any("no memory service" in w for w in metadata.warnings)
     assert any("no retrieval index" in w for w in metadata.warnings)
-    assert all(isinstance(e, TextDelta) for e in events[1:-2])
-    assert isinstance(events[-2], SourceList) and events[-2].sources == []
+    # The sources (none without an index) come right after the metadata, before the text.
+    assert isinstance(events[1], SourceList) and events[1].sources == []
+    assert len(events) > 3 and all(isinstance(e, TextDelta) for e in events[2:-1])
     finished = events[-1]
     assert isinstance(finished, Finished) and 0 < finished.usage.completion_tokens <= 12
+    assert finished.warnings == []  # nothing to store without a memory service, so nothing failed
 
 
 def test_prompt_drops_passages_then_history_to_leave_room_for_the_answer(core):
@@ -79,3 +81,34 @@ def test_feedback_is_recorded_for_known_answers_only(core):
         core.submit_feedback(answer_id, "", "ann", "", "")
     record = json.loads(Path(core.settings.feedback_path).read_text().splitlines()[-1])
     assert record["answer_id"] == answer_id and record["rating"] == "helpful" and record["comment"] == "clear"
+
+
+def test_the_answer_finishes_before_its_exchange_is_stored_and_close_completes_the_write(core, memory_service):
+    """memory_finish_wait_s=0: the finish event never waits for memory, says the exchange is not stored yet, and the
+    write still happens: close() waits for it."""
+    import grpc
+
+    from jenkins_assistant.inference.memory_client import MemoryClient
+    from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
+
+    settings = core.settings.model_copy(update={"memory_target": memory_service.target, "memory_finish_wait_s": 0.0})
+    query = ChatQuery(question="How do I restart Jenkins?", session_id="finish-first", owner="ann",
+                      options=ChatOptions(max_tokens=6, temperature=0.0, disable_retrieval=True))
+
+    async def run() -> list:
+        answering = InferenceCore(settings, core.model, index=None,
+                                  memory=MemoryClient(memory_service.target, None, settings.memory_timeout_s))
+        try:
+            return [event async for event in answering.chat(query)]
+        finally:
+            await answering.close()
+
+    events = asyncio.run(run())
+    finished = events[-1]
+    assert isinstance(finished, Finished)
+    assert any("not stored yet" in warning for warning in finished.warnings), finished.warnings
+    answer = "".join(event.text for event in events if isinstance(event, TextDelta))
+    with grpc.insecure_channel(memory_service.target) as channel:
+        history = memory_pb2_grpc.MemoryServiceStub(channel).GetHistory(
+            memory_pb2.GetHistoryRequest(session_id="finish-first", owner="ann", k=5))
+    assert [(turn.user_text, turn.assistant_text) for turn in history.turns] == [(query.question, answer)]

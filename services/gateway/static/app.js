@@ -1,5 +1,6 @@
 // Chat page of the Jenkins assistant: posts a question to /api/chat and reads the Server-Sent Events stream
-// (metadata, delta..., sources, done | error). EventSource only does GET, so the stream is read from fetch.
+// (metadata, sources, delta..., done | error). EventSource only does GET, so the stream is read from fetch.
+// The sources arrive before the first token (which takes seconds on a small CPU) and are shown at once.
 // Streamed text is shown as text; the finished answer is replaced by the HTML the server rendered from the
 // markdown with raw HTML disabled. Nothing else is ever inserted as HTML.
 "use strict";
@@ -60,7 +61,7 @@ function safeHttpUrl(url) {
   }
 }
 
-function renderSources(answer, sources) {
+function renderSources(box, sources) {
   if (!sources.length) return;
   const title = element("p", "sources-title", "Sources");
   title.id = "sources-" + Math.random().toString(36).slice(2);
@@ -82,7 +83,7 @@ function renderSources(answer, sources) {
     }
     list.append(item);
   }
-  answer.append(title, list);
+  box.replaceChildren(title, list);
 }
 
 async function sendFeedback(answerId, rating, buttons, status) {
@@ -176,8 +177,9 @@ async function ask(question) {
   answer.dataset.state = "waiting";
   answer.dataset.deltas = "0";
   const text = element("div", "answer-text");
+  const sourcesBox = element("div", "sources-box");
   const status = element("p", "status", "Thinking\u2026");
-  answer.append(text, status);
+  answer.append(text, sourcesBox, status);
   conversation.append(answer);
   scrollToEnd();
 
@@ -195,6 +197,11 @@ async function ask(question) {
     for await (const { event, data } of serverSentEvents(response)) {
       if (event === "metadata") {
         answerId = data.answer_id;
+        // A follow-up is searched as the standalone question the service made of it: show what was looked up.
+        const searched = (data.standalone_question || "").trim();
+        if (searched && searched.toLowerCase() !== question.trim().toLowerCase()) {
+          answer.append(element("p", "notes searched", "Searched for: " + searched));
+        }
         for (const warning of data.warnings || []) answer.append(element("p", "notes", "Note: " + warning));
       } else if (event === "delta") {
         if (answer.dataset.state === "waiting") {
@@ -205,7 +212,9 @@ async function ask(question) {
         answer.dataset.deltas = String(Number(answer.dataset.deltas) + 1);
         scrollToEnd();
       } else if (event === "sources") {
-        renderSources(answer, data.sources);
+        renderSources(sourcesBox, data.sources);
+        // How much text had arrived when the sources were shown (0: before the answer started).
+        answer.dataset.sourcesAfterDeltas = answer.dataset.deltas;
       } else if (event === "done") {
         const rendered = element("div", "answer-html");
         rendered.innerHTML = data.html; // rendered by the server from markdown with raw HTML escaped
@@ -216,6 +225,8 @@ async function ask(question) {
         if (data.finish_reason === "length") notes.push("Answer cut at the length limit.");
         if (usage.completion_tokens) notes.push(`${usage.completion_tokens} tokens.`);
         status.textContent = notes.join(" ");
+        // Known only at the end, e.g. that memory did not store this exchange.
+        for (const warning of data.warnings || []) answer.append(element("p", "notes", "Note: " + warning));
         if (answerId) renderFeedback(answer, answerId);
       } else if (event === "error") {
         throw new Error(data.message);
