@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jenkins_assistant.common.clients import Client, configured_clients
+
 
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
@@ -21,7 +23,13 @@ class ServerSettings(BaseSettings):
     )
     auth_token: SecretStr | None = Field(
         None,
-        description="When set, every call except health and reflection needs 'authorization: Bearer <token>'.",
+        description="When set, every call except health and reflection needs 'authorization: Bearer <token>'. "
+        "One token shared by every client, all trusted to name any owner (client `shared`, scope assert-owner).",
+    )
+    auth_clients_file: str = Field(
+        "",
+        description="JSON file of client name -> {token_sha256, scopes}: a credential per client; only clients "
+        "with the assert-owner scope may name any owner (see jenkins_assistant.common.auth). Empty = none.",
     )
     grace_s: float = Field(
         10.0, ge=0, le=300, description="Seconds in-flight calls get on shutdown (= terminationGracePeriodSeconds)."
@@ -38,3 +46,7 @@ class ServerSettings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.auth_token.get_secret_value() if self.auth_token else None
+
+    def auth_clients(self) -> list[Client]:
+        """The credentials calls are checked against; empty = no auth."""
+        return configured_clients(self.token, self.auth_clients_file)

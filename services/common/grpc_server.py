@@ -251,8 +251,9 @@ def build_server(
     Must be called inside a running event loop. Health starts NOT_SERVING for every service.
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [ErrorAndMetricsInterceptor(service_label)]
-    if settings.token:
-        interceptors.insert(0, BearerTokenInterceptor(settings.token))
+    clients = settings.auth_clients()
+    if clients:
+        interceptors.insert(0, BearerTokenInterceptor(clients))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[

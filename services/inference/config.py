@@ -138,7 +138,6 @@ class InferenceSettings(RetrievalSettings):
     history_turns: int = Field(5, ge=0, le=50, description="Exchanges of history read for each question.")
     history_answer_chars: int = Field(600, ge=0, le=20000, description="Characters of each past answer kept.")
     condense: CondenseMode = Field(CondenseMode.LLM, description="How history becomes a standalone question.")
-    default_owner: str = Field("anonymous", description="Owner used for sessions when a request names none.")
 
     feedback_path: str = Field("", description="JSONL file feedback is appended to; empty = metrics only.")
 

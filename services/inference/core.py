@@ -194,6 +194,9 @@ class InferenceCore:
             raise InvalidInput("session_id must be 1-128 characters of [A-Za-z0-9._-]")
         if len(query.owner) > MAX_OWNER_CHARS or (query.owner and not query.owner.isprintable()):
             raise InvalidInput(f"owner must be at most {MAX_OWNER_CHARS} printable characters")
+        if query.session_id and not query.owner:
+            # An empty owner once mapped to one shared default: every such caller read every such session.
+            raise InvalidInput("a session_id needs an owner (the user the session belongs to)")
         o = query.options
         if not 0 <= o.max_tokens <= s.max_tokens_limit:
             raise InvalidInput(f"max_tokens must be 0 (default) to {s.max_tokens_limit}")
@@ -214,15 +217,12 @@ class InferenceCore:
             warnings.append("no memory service configured: answered without history")
             return [], False
         try:
-            history = await self.memory.get_history(query.session_id, self._owner(query), self.settings.history_turns)
+            history = await self.memory.get_history(query.session_id, query.owner, self.settings.history_turns)
             return history, True
         except MemoryUnavailable as exc:
             log.warning("memory service %s unavailable: %s", self.memory.target, exc)
             warnings.append("memory service unavailable: answered without history")
             return [], False
-
-    def _owner(self, query: ChatQuery) -> str:
-        return query.owner or self.settings.default_owner
 
     async def _remember(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> bool:
         """Stores the exchange (retrying an unavailable memory service until memory_append_deadline_s); whether
@@ -231,7 +231,7 @@ class InferenceCore:
         try:
             # Memory keeps where an answer came from, not the passages' whole text.
             stored = [dataclasses.replace(source, passage="") for source in sources]
-            await self.memory.append_turn(query.session_id, self._owner(query), query.question, answer, stored,
+            await self.memory.append_turn(query.session_id, query.owner, query.question, answer, stored,
                                           asked_at, time.time(), deadline_s=self.settings.memory_append_deadline_s)
             return True
         except MemoryUnavailable as exc:
@@ -456,7 +456,7 @@ class InferenceCore:
 
     # ------------------------------------------------------------------ feedback and info
     def _remember_answer(self, answer_id: str, query: ChatQuery) -> None:
-        self._recent[answer_id] = (query.session_id, self._owner(query))
+        self._recent[answer_id] = (query.session_id, query.owner)
         while len(self._recent) > RECENT_ANSWERS:
             self._recent.popitem(last=False)
 
@@ -466,7 +466,7 @@ class InferenceCore:
         if len(comment) > MAX_FEEDBACK_COMMENT_CHARS:
             raise InvalidInput(f"comment has {len(comment)} characters; the limit is {MAX_FEEDBACK_COMMENT_CHARS}")
         known = self._recent.get(answer_id)
-        if known is None or known != (session_id, owner or self.settings.default_owner):
+        if known is None or known != (session_id, owner):
             raise NotFound(f"no recent answer {answer_id!r} in this session for this owner")
         metrics.FEEDBACK.labels(rating).inc()
         if self.settings.feedback_path:

@@ -1,9 +1,14 @@
-"""gRPC transport of the inference service: protobuf <-> core objects, nothing else."""
+"""gRPC transport of the inference service: protobuf <-> core objects, nothing else.
+
+A request's `owner` counts only from a client trusted to assert owners; any other client's owner is its own name
+(`jenkins_assistant.common.clients.owner_for`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from jenkins_assistant.common.clients import current_client, owner_for
 from jenkins_assistant.inference.core import (
     AnswerMetadata,
     ChatOptions,
@@ -28,7 +33,7 @@ def query_from_pb(request: inference_pb2.ChatRequest | inference_pb2.AskRequest)
     return ChatQuery(
         question=request.question,
         session_id=request.session_id,
-        owner=request.owner,
+        owner=owner_for(request.owner, current_client()),
         options=ChatOptions(
             max_tokens=o.max_tokens,
             temperature=o.temperature if o.HasField("temperature") else None,
@@ -84,7 +89,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                                          sources=[s.to_pb() for s in sources], finished=finished_to_pb(finished))
 
     async def SubmitFeedback(self, request, context) -> inference_pb2.SubmitFeedbackResponse:
-        self._core.submit_feedback(request.answer_id, request.session_id, request.owner,
+        self._core.submit_feedback(request.answer_id, request.session_id,
+                                   owner_for(request.owner, current_client()),
                                    _RATING.get(request.rating, ""), request.comment)
         return inference_pb2.SubmitFeedbackResponse()
 

@@ -1,9 +1,14 @@
-"""gRPC transport of the memory service: protobuf <-> domain objects, nothing else."""
+"""gRPC transport of the memory service: protobuf <-> domain objects, nothing else.
+
+A request's `owner` counts only from a client trusted to assert owners; any other client's owner is its own name
+(`jenkins_assistant.common.clients.owner_for`).
+"""
 
 from __future__ import annotations
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from jenkins_assistant.common.clients import current_client, owner_for
 from jenkins_assistant.common.records import SourceRef
 from jenkins_assistant.memory.core import MemoryStore, Turn
 from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
@@ -44,18 +49,22 @@ def turn_to_pb(turn: Turn) -> memory_pb2.Turn:
     )
 
 
+def _owner(request) -> str:
+    return owner_for(request.owner, current_client())
+
+
 class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
     async def AppendTurn(self, request, context):
-        stored, ttl_s = await self.store.append_turn(request.owner, request.session_id, turn_from_pb(request.turn))
+        stored, ttl_s = await self.store.append_turn(_owner(request), request.session_id, turn_from_pb(request.turn))
         return memory_pb2.AppendTurnResponse(stored_turns=stored, ttl_s=ttl_s)
 
     async def GetHistory(self, request, context):
-        turns, stored = await self.store.get_history(request.owner, request.session_id, request.k)
+        turns, stored = await self.store.get_history(_owner(request), request.session_id, request.k)
         return memory_pb2.GetHistoryResponse(turns=[turn_to_pb(t) for t in turns], stored_turns=stored)
 
     async def ClearSession(self, request, context):
-        deleted = await self.store.clear(request.owner, request.session_id)
+        deleted = await self.store.clear(_owner(request), request.session_id)
         return memory_pb2.ClearSessionResponse(deleted_turns=deleted)

@@ -3,6 +3,7 @@ the inference service as processes, all on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ import grpc
 import pytest
 
 from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.common.clients import token_sha256
 from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from tests.conftest import REPO_ROOT, ServiceProcess, free_port, memory_service_process
@@ -29,6 +31,9 @@ from tests.conftest import REPO_ROOT, ServiceProcess, free_port, memory_service_
 TEST_INDEX_DIR = REPO_ROOT / "var" / "test-index"
 PREBUILT_INDEX_DIR = os.environ.get("INFERENCE_TEST_INDEX_DIR", "")
 TEST_TOKEN = "inference-test-token"
+# A second credential, of a client not trusted to name owners (like the CLI or the scraper): its owners stay inside
+# its own name. TEST_TOKEN is the single shared token, trusted as it always was.
+BOUND_CLIENT, BOUND_TOKEN = "cli", "inference-cli-token"
 
 
 def labelled_urls() -> set[str]:
@@ -62,15 +67,19 @@ def memory_process(redis_server) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="session")
-def inference_process(sample_index: Path, memory_process: ServiceProcess) -> Iterator[ServiceProcess]:
+def inference_process(sample_index: Path, memory_process: ServiceProcess,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """The inference service as in production, small settings: one slot and a one-chat queue, so queueing,
     overflow and slot release are observable; short answers keep the suite quick on 2 cores."""
     port, metrics_port = free_port(), free_port()
+    clients_file = tmp_path_factory.mktemp("auth") / "clients.json"
+    clients_file.write_text(json.dumps({BOUND_CLIENT: {"token_sha256": token_sha256(BOUND_TOKEN), "scopes": []}}))
     env = {
         "INFERENCE_HOST": "127.0.0.1",
         "INFERENCE_PORT": str(port),
         "INFERENCE_METRICS_PORT": str(metrics_port),
         "INFERENCE_AUTH_TOKEN": TEST_TOKEN,
+        "INFERENCE_AUTH_CLIENTS_FILE": str(clients_file),
         "INFERENCE_INDEX_DIR": str(sample_index),
         "INFERENCE_PACKAGED_MODEL": "smollm2-135m",  # the fast model; the default answers better but slower
         "INFERENCE_MEMORY_TARGET": memory_process.target,

@@ -45,7 +45,7 @@ def collect(core: InferenceCore, query: ChatQuery) -> list:
 
 
 def test_chat_without_index_or_memory_warns_and_answers(core):
-    events = collect(core, ChatQuery(question="What is Jenkins?", session_id="s1",
+    events = collect(core, ChatQuery(question="What is Jenkins?", session_id="s1", owner="ann",
                                      options=ChatOptions(max_tokens=12, temperature=0.0)))
     metadata = events[0]
     assert isinstance(metadata, AnswerMetadata) and not metadata.memory_available

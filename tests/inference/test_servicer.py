@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc, memory_pb2, memory_pb2_grpc
-from tests.inference.fixtures import inference_queue_filled, scrape_metric, wait_for_metric
+from tests.inference.fixtures import BOUND_CLIENT, BOUND_TOKEN, inference_queue_filled, scrape_metric, wait_for_metric
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 
@@ -94,6 +94,35 @@ def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_proce
     stranger.owner = "someone-else"
     other = list(stub.Chat(stranger, metadata=auth))
     assert other[0].metadata.history_turns_used == 0 and other[0].metadata.standalone_question == follow_up
+
+
+def test_a_client_not_trusted_to_name_owners_reaches_no_one_elses_session_or_answer(channel, auth, memory_process):
+    """The shared token (trusted) speaks for "tester"; the CLI's own credential names "tester" too, but its owner is
+    "cli:tester": no history of tester's session, no rating of tester's answer."""
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    bound = bearer_metadata(BOUND_TOKEN)
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    first = list(stub.Chat(chat_request("How do I configure the Git plugin?", session, max_tokens=8), metadata=auth))
+    answer_id = first[0].metadata.answer_id
+    follow_up = "And how do I use credentials with it?"
+    other = list(stub.Chat(chat_request(follow_up, session, max_tokens=8), metadata=bound))
+    assert other[0].metadata.memory_available and other[0].metadata.history_turns_used == 0
+    rating = inference_pb2.SubmitFeedbackRequest(answer_id=answer_id, session_id=session, owner="tester",
+                                                 rating=inference_pb2.RATING_HELPFUL)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.SubmitFeedback(rating, metadata=bound)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    stub.SubmitFeedback(rating, metadata=auth)  # the owner who received it may
+    # Its exchange was stored in its own scope; with no owner at all the session is the client's own.
+    with grpc.insecure_channel(memory_process.target) as memory_channel:
+        memory = memory_pb2_grpc.MemoryServiceStub(memory_channel)
+        scoped = memory.GetHistory(memory_pb2.GetHistoryRequest(session_id=session, owner=f"{BOUND_CLIENT}:tester"))
+        assert [t.user_text for t in scoped.turns] == [follow_up]
+        own = chat_request("What is a Jenkins agent?", session, max_tokens=8)
+        own.owner = ""
+        assert list(stub.Chat(own, metadata=bound))[-1].WhichOneof("event") == "finished"
+        mine = memory.GetHistory(memory_pb2.GetHistoryRequest(session_id=session, owner=BOUND_CLIENT))
+        assert [t.user_text for t in mine.turns] == ["What is a Jenkins agent?"]
 
 
 def test_memory_service_down_answers_without_history(channel, auth, memory_process):
@@ -302,6 +331,8 @@ def test_full_queue_is_refused_at_once(channel, auth, inference_process):
         ("What is Jenkins?", {"top_p": 0.0}, ""),
         ("What is Jenkins?", {"stop": [""]}, ""),
         ("What is Jenkins?", {}, "bad session id!"),
+        # A session id with no owner: it once meant a default owner shared by every such caller.
+        ("What is Jenkins?", {}, "s1"),
     ],
 )
 def test_bad_input_is_invalid_argument(channel, auth, question, options, session):

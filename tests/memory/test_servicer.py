@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import grpc
@@ -11,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.common.clients import token_sha256
 from jenkins_assistant.v1 import common_pb2, memory_pb2, memory_pb2_grpc
 
 
@@ -146,6 +148,50 @@ def test_auth_token_required_but_health_and_reflection_stay_open(start_memory):
         replies = list(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
         names = {s.name for s in replies[0].list_services_response.service}
         assert "jenkins_assistant.v1.MemoryService" in names
+
+
+def test_only_a_client_trusted_to_assert_owners_reaches_another_users_sessions(start_memory, tmp_path):
+    """Per-client credentials: the inference service (assert-owner) speaks for alice; the scraper's credential has no
+    such scope, so whatever owner it names it stays inside its own name and never sees alice's session."""
+    tokens = {"inference": "inference-secret", "scraper": "scraper-secret"}
+    clients = {"inference": {"token_sha256": token_sha256(tokens["inference"]), "scopes": ["assert-owner"]},
+               "scraper": {"token_sha256": token_sha256(tokens["scraper"]), "scopes": []}}
+    (tmp_path / "clients.json").write_text(json.dumps(clients))
+    # The single shared token beside the file: the backward-compatible case, trusted as it always was.
+    service = start_memory(MEMORY_AUTH_CLIENTS_FILE=str(tmp_path / "clients.json"), MEMORY_AUTH_TOKEN="shared-secret")
+    trusted, bound = bearer_metadata(tokens["inference"]), bearer_metadata(tokens["scraper"])
+    with grpc.insecure_channel(service.target) as channel:
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        assert append(stub, 1, owner="alice", metadata=trusted).stored_turns == 1
+        for owner in ("alice", ""):
+            with pytest.raises(grpc.RpcError) as err:
+                history(stub, owner=owner, metadata=bound)
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ClearSession(memory_pb2.ClearSessionRequest(session_id="s1", owner="alice"), metadata=bound)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        # What it writes "as alice" lands in its own scope, and an empty owner means the client itself.
+        assert append(stub, 2, owner="alice", metadata=bound).stored_turns == 1
+        assert append(stub, 3, owner="", metadata=bound).stored_turns == 1
+        assert [t.user_text for t in history(stub, owner="alice", metadata=trusted).turns] == ["question 1"]
+        assert [t.user_text for t in history(stub, owner="scraper:alice", metadata=trusted).turns] == ["question 2"]
+        assert [t.user_text for t in history(stub, owner="scraper", metadata=trusted).turns] == ["question 3"]
+        assert [t.user_text for t in history(stub, owner="alice", metadata=bound).turns] == ["question 2"]
+        assert [t.user_text for t in history(stub, owner="alice",
+                                             metadata=bearer_metadata("shared-secret")).turns] == ["question 1"]
+        # A trusted client still has to name someone: an empty owner is refused, never a shared default.
+        with pytest.raises(grpc.RpcError) as err:
+            history(stub, owner="", metadata=trusted)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as err:
+            history(stub, owner="alice", metadata=bearer_metadata("sha256-of-nothing"))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_bad_clients_file_stops_the_service_at_start(start_memory, tmp_path):
+    (tmp_path / "clients.json").write_text(json.dumps({"cli": {"token_sha256": "0" * 64, "scopes": ["admin"]}}))
+    with pytest.raises(RuntimeError, match="exited"):
+        start_memory(MEMORY_AUTH_CLIENTS_FILE=str(tmp_path / "clients.json"))
 
 
 def test_redis_killed_and_restarted_mid_test(memory_service, memory_stub, redis_server):
