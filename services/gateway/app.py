@@ -7,14 +7,21 @@
     GET  /healthz       liveness of the gateway itself
     GET  /readyz        200 when the inference service's gRPC health is SERVING, else 503
 
-Errors are JSON {"error": {"code", "message"}} with the HTTP status of the gRPC code; a failure after the
+Errors are JSON {"error": {"code", "message"}} with the HTTP status of the gRPC code (and for the gateway's own
+refusals: 413 for a body over max_body_bytes, 400 for one that is not JSON or not UTF-8); a failure after the
 stream started arrives as an `error` event instead. Tracebacks are logged, never sent.
+
+Whose sessions and answers: the user an authenticating proxy names (owner_header), else the browser itself: each
+gets a random id in an HttpOnly cookie and is the owner '<owner>:<id>', so another browser that learns a session
+id or an answer id can neither read that conversation nor rate its answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +33,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import cookie_parser
 
 from jenkins_assistant.common.errors import ServiceError
 from jenkins_assistant.gateway.config import GatewaySettings
@@ -55,6 +64,12 @@ PUBLIC_MESSAGE = {
     "DEADLINE_EXCEEDED": "The answer took too long and was stopped.",
 }
 INTERNAL_MESSAGE = "The assistant failed to answer."
+# Codes of the HTTP errors raised by the framework itself (unknown path, wrong method, a body that does not parse).
+HTTP_CODES = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+BROWSER_COOKIE = "ja_browser"
+BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+BROWSER_COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
 
 # The page loads nothing from elsewhere and runs no inline script: rendered answers cannot execute code.
 SECURITY_HEADERS = [
@@ -141,6 +156,89 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class BodyLimit:
+    """Refuses a request body over `limit_bytes` with 413 before any of it is parsed (plain ASGI).
+
+    A Content-Length over the limit is refused at once, without reading the body. Otherwise the body is counted as
+    it arrives, so a chunked body (no Content-Length) is held to the same limit; the app then gets the body read
+    here. FastAPI would read and parse the whole body (a 5 MB JSON once) before any field limit applied.
+    """
+
+    def __init__(self, app, limit_bytes: int) -> None:
+        self.app = app
+        self.limit_bytes = limit_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return error_response(413, "payload_too_large", f"the request body exceeds {self.limit_bytes} bytes")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before its body was complete: nothing to answer
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit_bytes:
+                await self._too_large()(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        buffered = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay():
+            # The body once, then the real channel: a streaming answer still learns of the browser leaving.
+            return buffered.pop() if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+
+class BrowserIdentity:
+    """Gives each browser a random id in a cookie (scope["browser_id"]), set on the first response that lacks it.
+
+    HttpOnly keeps it from page scripts; SameSite=Lax keeps it off other sites' POSTs yet sends it when the user
+    follows a link to the page (Strict would not, and the page would hand out a new id each time).
+    """
+
+    def __init__(self, app, secure: bool) -> None:
+        self.app = app
+        self.secure = secure
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        browser_id = cookie_parser(_header(scope, b"cookie") or "").get(BROWSER_COOKIE, "")
+        issue = not BROWSER_ID.fullmatch(browser_id)
+        if issue:
+            browser_id = secrets.token_urlsafe(24)  # 32 characters, 192 random bits: the id is the credential
+        scope["browser_id"] = browser_id
+        cookie = (f"{BROWSER_COOKIE}={browser_id}; Path=/; Max-Age={BROWSER_COOKIE_MAX_AGE_S}; HttpOnly; "
+                  f"SameSite=Lax{'; Secure' if self.secure else ''}").encode()
+
+        async def send_with_cookie(message) -> None:
+            if issue and message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"set-cookie", cookie)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
@@ -154,13 +252,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI from a CDN, and the gateway must work offline.
     app = FastAPI(title="Jenkins assistant gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The last added runs first: security headers on every response, the 413 before anything reads the body.
+    app.add_middleware(BrowserIdentity, secure=settings.cookie_secure)
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def owner_of(request: Request) -> str:
-        if settings.owner_header:
-            return request.headers.get(settings.owner_header, "") or settings.owner
-        return settings.owner
+        if settings.owner_header and (user := request.headers.get(settings.owner_header, "")):
+            return user
+        return f"{settings.owner}:{request.scope['browser_id']}"
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -168,6 +269,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             f"{'.'.join(part for part in error['loc'][1:] if isinstance(part, str)) or 'body'}: {error['msg']}" for error in exc.errors()
         )
         return error_response(400, "invalid_argument", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals ({"detail": ...}: a body that is not UTF-8, an unknown path) in the documented shape.
+        return error_response(exc.status_code, HTTP_CODES.get(exc.status_code, "http_error"), str(exc.detail),
+                              dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:

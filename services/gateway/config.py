@@ -25,12 +25,20 @@ class GatewaySettings(BaseSettings):
     max_tokens: int = Field(0, ge=0, le=32768, description="Longest answer in tokens; 0 = the inference default.")
     owner: str = Field(
         "web", min_length=1, max_length=128,
-        description="Owner of browser sessions when owner_header is unset or absent (session ids are random).",
+        description="Prefix of the owner of browser sessions when owner_header is unset or absent: each browser is "
+        "'<owner>:<its random id>', kept in an HttpOnly cookie the gateway sets.",
     )
     owner_header: str = Field(
         "",
         description="Request header naming the signed-in user, set by an authenticating reverse proxy "
-        "(e.g. X-Forwarded-User); empty = every browser session belongs to `owner`.",
+        "(e.g. X-Forwarded-User); empty = each browser is its own owner (see `owner`).",
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark the browser id cookie Secure (send it over HTTPS only): set it when served by HTTPS."
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024,
+        description="Largest request body accepted; a bigger one gets 413 before any of it is parsed.",
     )
     grace_s: float = Field(10.0, ge=0, le=300, description="Seconds open answers get on shutdown.")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 
 import httpx
@@ -162,3 +163,56 @@ def test_sessions_belong_to_the_user_an_authenticating_proxy_names(start_gateway
         assert client.post("/api/feedback", json=rating, headers={"X-Forwarded-User": "bob"}).status_code == 404
         assert client.post("/api/feedback", json=rating).status_code == 404  # the default owner is not alice either
         assert client.post("/api/feedback", json=rating, headers={"X-Forwarded-User": "alice"}).status_code == 204
+
+
+def test_another_browser_can_neither_rate_an_answer_nor_read_its_conversation(start_gateway, inference_process):
+    """Without a proxy naming users each browser is its own owner (an HttpOnly cookie): knowing another browser's
+    session id and answer id is not enough to rate that answer or to continue that conversation."""
+    gateway = start_gateway(inference_process.target, GATEWAY_MAX_TOKENS="8")
+    session = f"web-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=gateway.url, timeout=240) as first, httpx.Client(base_url=gateway.url,
+                                                                                timeout=240) as second:
+        with first.stream("POST", "/api/chat", json={"session_id": session, "question": "What is a Jenkins agent?"}) \
+                as response:
+            cookie = response.headers["set-cookie"]
+            events = list(sse_events(response))
+        assert events[-1][0] == "done"
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and first.cookies.get("ja_browser")
+        rating = {"answer_id": events[0][1]["answer_id"], "session_id": session, "rating": "not_helpful"}
+        refused = second.post("/api/feedback", json=rating)
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+        with second.stream("POST", "/api/chat", json={"session_id": session, "question": "And how do I add one?"}) \
+                as response:
+            metadata = next(data for name, data in sse_events(response) if name == "metadata")
+        assert metadata["history_turns_used"] == 0  # the first browser's exchange is not its history
+        assert first.post("/api/feedback", json=rating).status_code == 204
+
+
+def test_an_oversized_body_is_413_before_it_is_parsed(start_gateway):
+    # No inference service is needed: nothing here gets past the gateway.
+    gateway = start_gateway(f"127.0.0.1:{free_port()}", GATEWAY_MAX_BODY_BYTES="2048")
+    json_type = {"content-type": "application/json"}
+    # Chunked (no Content-Length) and not even JSON: parsed, it would be a 400; counted as it arrives, it is a 413.
+    reply = httpx.post(f"{gateway.url}/api/chat", content=iter([b"{" + b"x" * 1500, b"x" * 1500]), headers=json_type,
+                       timeout=30)
+    assert reply.status_code == 413, reply.text
+    assert reply.json() == {"error": {"code": "payload_too_large",
+                                      "message": "the request body exceeds 2048 bytes"}}
+    # A Content-Length over the limit is answered without waiting for the body (none is ever sent here).
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as raw:
+        raw.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 5000000\r\n\r\n")
+        assert raw.recv(4096).startswith(b"HTTP/1.1 413 ")
+    # Under the limit, the body is parsed and checked as before.
+    reply = httpx.post(f"{gateway.url}/api/chat", json={"question": " " * 1500}, timeout=30)
+    assert reply.status_code == 400 and reply.json()["error"]["message"] == "question is empty"
+
+
+def test_a_body_that_is_not_utf8_and_an_unknown_path_get_the_documented_error_shape(start_gateway):
+    gateway = start_gateway(f"127.0.0.1:{free_port()}")
+    reply = httpx.post(f"{gateway.url}/api/chat", content=b'{"question": "\xff\xfe"}',
+                       headers={"content-type": "application/json"}, timeout=30)
+    assert reply.status_code == 400 and set(reply.json()) == {"error"}
+    assert reply.json()["error"]["code"] == "invalid_argument"
+    reply = httpx.get(f"{gateway.url}/api/nothing-here", timeout=30)
+    assert reply.status_code == 404 and reply.json() == {"error": {"code": "not_found", "message": "Not Found"}}
