@@ -43,6 +43,9 @@ VARIANTS = {
         "--set", "gateway.ownerHeader=X-Forwarded-User", "--set", "gateway.ingress.enabled=true",
         "--set", "gateway.allowFrom[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=ingress-nginx",
     ],
+    "a credential per client, required": [
+        "--set", "auth.required=true", "--set", "auth.clientsSecret=assistant-clients",
+    ],
 }
 
 
@@ -120,8 +123,10 @@ def test_service_addresses_and_selectors_match_what_the_release_runs(flags):
                 if env["name"] == "REDIS_URL" and "redis.url" not in " ".join(flags):
                     assert f"//{FULLNAME}-redis:6379/" in value
                 secret = env.get("valueFrom", {}).get("secretKeyRef")
-                if secret:  # every token comes from the one auth Secret
+                if secret:  # every token comes from the one auth Secret, or the clients' one when they have their own
                     expected = "assistant-auth" if "auth.existingSecret=assistant-auth" in flags else f"{FULLNAME}-auth"
+                    if "auth.clientsSecret=assistant-clients" in flags:
+                        expected = "assistant-clients"
                     assert secret["name"] == expected
             opened = {p["containerPort"] for p in container.get("ports", [])} | {
                 p["name"] for p in container.get("ports", [])}
@@ -154,8 +159,38 @@ def test_a_token_set_inline_becomes_the_auth_secret_and_every_service_reads_it()
     assert secret["stringData"]["token"] == "s3cret"
     readers = {env["name"] for spec in pod_specs(docs) for c in spec["containers"] for env in c.get("env", [])
                if env.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == f"{FULLNAME}-auth"}
-    assert {"MEMORY_AUTH_TOKEN", "INFERENCE_AUTH_TOKEN", "INFERENCE_MEMORY_AUTH_TOKEN",
-            "GATEWAY_INFERENCE_TOKEN"} <= readers
+    # INFERENCE_MEMORY_TOKEN is the setting's name (the chart once set INFERENCE_MEMORY_AUTH_TOKEN, which nothing read).
+    assert {"MEMORY_AUTH_TOKEN", "INFERENCE_AUTH_TOKEN", "INFERENCE_MEMORY_TOKEN", "GATEWAY_INFERENCE_TOKEN"} <= readers
+
+
+def container_env(docs: list[dict], workload: str) -> dict[str, dict]:
+    spec = by_kind(docs, "Deployment")[f"{FULLNAME}-{workload}"]["spec"]["template"]["spec"]
+    return {env["name"]: env for env in spec["containers"][0]["env"]}
+
+
+def test_per_client_credentials_mount_only_the_hashes_and_each_client_presents_its_own_token():
+    docs = render("--set", "auth.required=true", "--set", "auth.clientsSecret=assistant-clients")
+    for workload, prefix in (("memory", "MEMORY_"), ("inference", "INFERENCE_")):
+        spec = by_kind(docs, "Deployment")[f"{FULLNAME}-{workload}"]["spec"]["template"]["spec"]
+        env = container_env(docs, workload)
+        path = env[f"{prefix}AUTH_CLIENTS_FILE"]["value"]
+        mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "auth-clients")
+        assert path == f"{mount['mountPath']}/clients.json" and mount["readOnly"] is True
+        volume = next(v for v in spec["volumes"] if v["name"] == "auth-clients")
+        # Only the hashes: a server pod never holds another client's token.
+        assert volume["secret"] == {"secretName": "assistant-clients",
+                                    "items": [{"key": "clients.json", "path": "clients.json"}]}
+        # No shared token configured, so no pod waits for a Secret that was never meant to exist.
+        assert f"{prefix}AUTH_TOKEN" not in env
+    own = {"GATEWAY_INFERENCE_TOKEN": container_env(docs, "gateway")["GATEWAY_INFERENCE_TOKEN"],
+           "INFERENCE_MEMORY_TOKEN": container_env(docs, "inference")["INFERENCE_MEMORY_TOKEN"]}
+    assert {name: env["valueFrom"]["secretKeyRef"] for name, env in own.items()} == {
+        "GATEWAY_INFERENCE_TOKEN": {"name": "assistant-clients", "key": "gateway-token", "optional": False},
+        "INFERENCE_MEMORY_TOKEN": {"name": "assistant-clients", "key": "inference-token", "optional": False},
+    }
+    # The shared token beside them (backward compatible) is still accepted by the servers.
+    both = render("--set", "auth.token=s3cret", "--set", "auth.clientsSecret=assistant-clients")
+    assert {"MEMORY_AUTH_TOKEN", "MEMORY_AUTH_CLIENTS_FILE"} <= set(container_env(both, "memory"))
 
 
 # Values the schema must refuse, with what its message says about them: each is a mistake that would otherwise render
@@ -167,6 +202,8 @@ BAD_VALUES = {
     "auth required, no token": (["--set", "auth.required=true"], "- auth:"),
     "auth required, empty token and secret": (
         ["--set", "auth.required=true", "--set", "auth.token=", "--set", "auth.existingSecret="], "- auth:"),
+    "a clients Secret name Kubernetes would refuse": (["--set", "auth.clientsSecret=Assistant_Clients"],
+                                                     "- auth.clientsSecret:"),
     "unknown fsync policy": (["--set", "redis.persistence.appendfsync=sometimes"], "- redis.persistence.appendfsync:"),
     "grace period below the services' 5 s margin": (["--set", "terminationGracePeriodSeconds=3"],
                                                     "- terminationGracePeriodSeconds:"),

@@ -24,14 +24,56 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "redis://%s-redis:6379/0" (include "ja.fullname" .)) .Values.redis.url -}}
 {{- end -}}
 
-{{- /* The token is optional only when auth is not required: a required one never silently turns into no auth. */ -}}
+{{- /* Whether the single shared token is in use: set, or (development default) possibly set in a Secret made
+later. With only per-client credentials there is none, and no pod waits for its Secret. */ -}}
+{{- define "ja.sharedToken" -}}
+{{- if or .Values.auth.token .Values.auth.existingSecret (not .Values.auth.clientsSecret) }}true{{ end -}}
+{{- end -}}
+
+{{- define "ja.clientsDir" -}}/etc/jenkins-assistant/auth{{- end -}}
+
+{{- /* What a gRPC server checks calls against. The shared token is optional only when auth is not required: a
+required one never silently turns into no auth. */ -}}
 {{- define "ja.authEnv" -}}
+{{- if include "ja.sharedToken" .root }}
 - name: {{ .prefix }}AUTH_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ include "ja.secretName" .root }}
       key: token
       optional: {{ not .root.Values.auth.required }}
+{{- end }}
+{{- if .root.Values.auth.clientsSecret }}
+- {name: {{ .prefix }}AUTH_CLIENTS_FILE, value: {{ include "ja.clientsDir" .root }}/clients.json}
+{{- end }}
+{{- end -}}
+
+{{- /* The token a client pod presents (env `name`): its own (`key` of auth.clientsSecret) when clients have
+credentials of their own, else the shared one. */ -}}
+{{- define "ja.clientTokenEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    {{- if .root.Values.auth.clientsSecret }}
+    secretKeyRef: {name: {{ .root.Values.auth.clientsSecret }}, key: {{ .key }}, optional: false}
+    {{- else }}
+    secretKeyRef: {name: {{ include "ja.secretName" .root }}, key: token, optional: {{ not .root.Values.auth.required }}}
+    {{- end }}
+{{- end -}}
+
+{{- /* The clients file, read-only, for a server pod (only clients.json: the pod sees no other client's token). */ -}}
+{{- define "ja.clientsVolume" -}}
+{{- if .Values.auth.clientsSecret }}
+- name: auth-clients
+  secret:
+    secretName: {{ .Values.auth.clientsSecret }}
+    items: [{key: clients.json, path: clients.json}]
+{{- end }}
+{{- end -}}
+
+{{- define "ja.clientsMount" -}}
+{{- if .Values.auth.clientsSecret }}
+- {name: auth-clients, mountPath: {{ include "ja.clientsDir" . }}, readOnly: true}
+{{- end }}
 {{- end -}}
 
 {{- define "ja.metricsAnnotations" -}}
