@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from jenkins_assistant.inference.model import ChatModel, ModelSlot, SamplingParams
+from jenkins_assistant.inference.engine import GenerationEngine, GenerationSlot
+from jenkins_assistant.inference.model import SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, condense_messages
 from jenkins_assistant.inference.trimming import trim_answer
 
@@ -48,12 +49,12 @@ def acceptable_rewrite(candidate: str, question: str, history: list[Exchange]) -
     return kept and bool(words & earlier)
 
 
-def condense_with_model(model: ChatModel, slot: ModelSlot, question: str, history: list[Exchange]) -> str:
+def condense_with_model(model: GenerationEngine, slot: GenerationSlot, question: str, history: list[Exchange]) -> str:
     """Runs in a worker thread on a slot the caller holds."""
-    prompt = model.format(condense_messages(question, history))
+    prompt = model.prepare(condense_messages(question, history))
     params = SamplingParams(max_tokens=CONDENSE_MAX_TOKENS, temperature=0.0, top_p=1.0, repeat_penalty=1.0,
                             stop=["\n", *prompt.stop])
-    result = slot.complete(model.tokenize_prompt(prompt), params)
+    result = slot.complete(prompt, params)
     candidate = _LABEL.sub("", trim_answer(result.text)).strip().strip('"').strip()
     if acceptable_rewrite(candidate, question, history):
         return candidate

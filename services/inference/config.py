@@ -26,6 +26,11 @@ class EmbeddingBackend(str, Enum):
     LLAMA_CPP = "llama-cpp"
 
 
+class Engine(str, Enum):
+    EMBEDDED = "embedded"  # llama.cpp in this process (model.ChatModel)
+    OPENAI = "openai"  # an OpenAI-compatible streaming server: llama-server, vLLM, TGI, Ollama (engine.OpenAIEngine)
+
+
 class CondenseMode(str, Enum):
     LLM = "llm"  # the chat model rewrites the follow-up as a standalone question (guarded, falls back to concat)
     CONCAT = "concat"  # the previous question(s) joined with the follow-up
@@ -67,6 +72,36 @@ class RetrievalSettings(ServerSettings):
 
 class InferenceSettings(RetrievalSettings):
     port: int = Field(50052, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+
+    # ---- engine
+    engine: Engine = Field(
+        Engine.EMBEDDED,
+        description="Who generates: 'embedded' (llama.cpp in process, the model_* settings) or 'openai' (an "
+        "OpenAI-compatible server at upstream_url; parallel_slots is then the number of requests sent to it at once, "
+        "n_ctx its context window per request).",
+    )
+    upstream_url: str = Field("", description="Base URL of the OpenAI-compatible API, e.g. http://vllm:8000/v1.")
+    upstream_model: str = Field("", description="Model name sent upstream; empty = the first one of GET /models.")
+    upstream_api_key: str = Field("", description="Bearer key for the upstream, if it requires one.")
+    upstream_connect_timeout_s: float = Field(5.0, gt=0, le=300, description="Connecting to the upstream.")
+    upstream_read_timeout_s: float = Field(
+        120.0, gt=0, le=3600,
+        description="Longest silence of the upstream stream (the prompt's evaluation included); beyond it "
+        "DEADLINE_EXCEEDED.",
+    )
+    upstream_chars_per_token: float = Field(
+        3.0, gt=0.5, le=10,
+        description="Prompt size estimate (characters per token) used to fit passages and history into n_ctx: the "
+        "upstream's tokenizer is not at hand. 3 is on the safe side for English and code (SmolLM2: 3.6 measured "
+        "on a grounded prompt).",
+    )
+    upstream_repeat_penalty_field: str = Field(
+        "repeat_penalty",
+        description="Request field carrying repeat_penalty (not in the OpenAI API): 'repeat_penalty' for llama.cpp "
+        "servers, 'repetition_penalty' for vLLM; empty = not sent.",
+    )
+    upstream_health_interval_s: float = Field(
+        5.0, gt=0, le=300, description="How often readiness asks the upstream (GET /models) whether it is up.")
 
     # ---- model
     model_path: str = Field(
@@ -147,6 +182,8 @@ class InferenceSettings(RetrievalSettings):
             raise ValueError("default_max_tokens exceeds max_tokens_limit")
         if self.retrieval_k > self.max_retrieval_k:
             raise ValueError("retrieval_k exceeds max_retrieval_k")
+        if self.engine is Engine.OPENAI and not self.upstream_url:
+            raise ValueError("engine 'openai' needs upstream_url")
         return self
 
     @property

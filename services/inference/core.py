@@ -6,15 +6,17 @@ question, the sources) goes out first: a first token takes seconds on a small CP
 
 A chat is admitted first (a full queue is refused at once), then reads its history and retrieves without
 holding a slot; it takes a slot only to generate (or earlier, when the model must condense a follow-up).
-Generation runs in a worker thread on a slot from the SlotPool; when the consumer goes away (client
-cancel, deadline) the generator's `finally` raises the cancel flag, the worker stops at the next token and
-the slot is released once the thread has really let go of it. The slot is freed before the exchange is
-stored in memory; see `_store` for how the finish event and the memory write relate.
+Generation runs on a slot from the SlotPool, through the configured engine (`engine.py`: llama.cpp in a
+worker thread, or an OpenAI-compatible server's stream); when the consumer goes away (client cancel,
+deadline) the engine's stream is closed (the worker stops at the next token, an upstream's HTTP response
+is closed) and the slot is released once the engine has really let go of it. The slot is freed before the
+exchange is stored in memory; see `_store` for how the finish event and the memory write relate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,8 +36,9 @@ from jenkins_assistant.common.records import SourceRef
 from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.condense import concat_question, condense_with_model
 from jenkins_assistant.inference.config import CondenseMode, InferenceSettings
+from jenkins_assistant.inference.engine import GenerationEngine, GenerationSlot
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
-from jenkins_assistant.inference.model import ChatModel, GenerationResult, ModelSlot, SamplingParams
+from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
 from jenkins_assistant.inference.slots import SlotPool
@@ -135,7 +138,7 @@ class _SlotLease:
     """A slot held by one answer; its work runs on the generation executor, and the slot goes back to the
     pool only after the last piece of work on it has finished (even if the answer was abandoned)."""
 
-    def __init__(self, pool: SlotPool[ModelSlot], slot: ModelSlot, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, pool: SlotPool[GenerationSlot], slot: GenerationSlot, executor: ThreadPoolExecutor) -> None:
         self.slot = slot
         self._pool = pool
         self._executor = executor
@@ -162,7 +165,7 @@ class InferenceCore:
     def __init__(
         self,
         settings: InferenceSettings,
-        model: ChatModel,
+        model: GenerationEngine,
         index: RetrievalIndex | None,
         memory: MemoryClient | None,
     ) -> None:
@@ -170,7 +173,7 @@ class InferenceCore:
         self.model = model
         self.index = index
         self.memory = memory
-        self.pool: SlotPool[ModelSlot] = SlotPool(list(model.slots), settings.max_queue)
+        self.pool: SlotPool[GenerationSlot] = SlotPool(list(model.slots), settings.max_queue)
         self._executor = ThreadPoolExecutor(max_workers=len(model.slots), thread_name_prefix="generate")
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._feedback_lock = threading.Lock()
@@ -269,15 +272,15 @@ class InferenceCore:
     # ------------------------------------------------------------------ prompt
     def _build_prompt(
         self, question: str, passages: list[Passage], history: list[Exchange], max_tokens: int
-    ) -> tuple[list[int], list[str], int, int]:
-        """Prompt tokens and the template's stop sequences; drops passages, then the oldest history, until the answer fits."""
+    ) -> tuple[Prompt, int, int]:
+        """The engine's prompt and how many passages and past exchanges it kept: drops passages, then the oldest
+        history, until the answer fits."""
         passages, history = list(passages), list(history)
         wanted_room = min(max_tokens, self.model.n_ctx // 4)
         while True:
-            prompt = self.model.format(answer_messages(question, passages, history, self.settings.history_answer_chars,
-                                                       self.model.system_prompt))
-            tokens = self.model.tokenize_prompt(prompt)
-            if len(tokens) + wanted_room <= self.model.n_ctx:
+            prompt = self.model.prepare(answer_messages(question, passages, history,
+                                                        self.settings.history_answer_chars, self.model.system_prompt))
+            if prompt.n_tokens + wanted_room <= self.model.n_ctx:
                 break
             if passages:
                 passages.pop()
@@ -285,7 +288,7 @@ class InferenceCore:
                 history.pop(0)
             else:
                 break
-        return tokens, prompt.stop, len(passages), len(history)
+        return prompt, len(passages), len(history)
 
     def _sampling(self, options: ChatOptions, max_tokens: int, stop: list[str]) -> SamplingParams:
         s = self.settings
@@ -364,14 +367,14 @@ class InferenceCore:
             passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
             max_tokens = options.max_tokens or self.settings.default_max_tokens
             # Tokenizing needs no slot: the vocabulary is read-only state shared by the contexts.
-            tokens, template_stop, used_passages, used_history = await asyncio.to_thread(
+            prompt, used_passages, used_history = await asyncio.to_thread(
                 self._build_prompt, query.question.strip(), passages, history, max_tokens
             )
             if used_passages < len(passages):
                 warnings.append(f"context window: used {used_passages} of {len(passages)} passages")
             if used_history < len(history):
                 warnings.append(f"context window: used {used_history} of {len(history)} past exchanges")
-            params = self._sampling(options, self.model.fit(tokens, max_tokens), template_stop)
+            params = self._sampling(options, self.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
             answer_id = uuid.uuid4().hex
             sources = sources_from_passages(hits[:used_passages], passages[:used_passages], self.settings.snippet_chars)
             yield AnswerMetadata(answer_id=answer_id, standalone_question=standalone, history_turns_used=used_history,
@@ -382,20 +385,21 @@ class InferenceCore:
                 preparing = False
                 self._preparing -= 1
                 lease, queue_ms = await self._take_slot()
-            loop = asyncio.get_running_loop()
-            deltas: asyncio.Queue[str | None] = asyncio.Queue()
-            future = lease.run(lease.slot.generate, tokens, params,
-                               lambda text: loop.call_soon_threadsafe(deltas.put_nowait, text), lease.cancelled)
-            future.add_done_callback(lambda _f: deltas.put_nowait(None))
             trimmer = StreamTrimmer()
             answer_parts: list[str] = []
             first_delta_at: float | None = None
-            while (text := await deltas.get()) is not None:
-                if out := trimmer.feed(text):
-                    first_delta_at = first_delta_at or time.perf_counter()
-                    answer_parts.append(out)
-                    yield TextDelta(out)
-            result: GenerationResult = future.result()
+            result: GenerationResult | None = None
+            # Closed before the slot goes back, whichever way this ends: the engine stops generating (the embedded
+            # worker at its next token, an upstream's HTTP stream at once).
+            async with contextlib.aclosing(lease.slot.stream(prompt, params, lease)) as pieces:
+                async for piece in pieces:
+                    if isinstance(piece, GenerationResult):
+                        result = piece
+                    elif out := trimmer.feed(piece):
+                        first_delta_at = first_delta_at or time.perf_counter()
+                        answer_parts.append(out)
+                        yield TextDelta(out)
+            assert result is not None
             if out := trimmer.finish():
                 first_delta_at = first_delta_at or time.perf_counter()
                 answer_parts.append(out)
@@ -482,8 +486,8 @@ class InferenceCore:
         manifest = self.index.manifest if self.index is not None else {}
         return {
             "model": self.model.name,
-            "model_source": self.model.resolved.source,
-            "chat_template": self.model.formatter.name,
+            "model_source": self.model.source,
+            "chat_template": self.model.template_name,
             "context_tokens": self.model.n_ctx,
             "parallel_slots": len(self.model.slots),
             "embedding_model": manifest.get("embedding_model", ""),

@@ -9,13 +9,15 @@ several slots' share when INFERENCE_BATCH_THREADS asks for it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from jenkins_assistant.common.errors import InvalidInput
 from jenkins_assistant.inference.config import InferenceSettings
@@ -70,6 +72,26 @@ class SamplingParams:
     seed: int | None = None
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready for one engine: token ids for llama.cpp in process, chat messages for an upstream server
+    (engine.OpenAIEngine); its size in tokens (counted, or estimated upstream) and its template's stop sequences."""
+
+    n_tokens: int
+    stop: list[str] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+
+class SlotRunner(Protocol):
+    """What a slot's stream needs from the answer holding it (core._SlotLease): a worker thread that keeps the
+    slot until it is done, and the flag raised when the answer is abandoned."""
+
+    cancelled: threading.Event
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future: ...
+
+
 @dataclass
 class GenerationResult:
     text: str
@@ -108,6 +130,14 @@ def limit_prefix_reuse(llama, prompt_tokens: list[int], replay: int = REPLAYED_P
     if shared > keep:
         llama._ctx.kv_cache_seq_rm(-1, keep, -1)
         llama.n_tokens = keep
+
+
+def fit_window(n_ctx: int, prompt_tokens: int, max_tokens: int) -> int:
+    """max_tokens reduced to what an n_ctx window leaves after the prompt; InvalidInput when nothing is left."""
+    room = n_ctx - prompt_tokens
+    if room < 16:
+        raise InvalidInput(f"the question and history take {prompt_tokens} tokens of a {n_ctx}-token window")
+    return min(max_tokens, room)
 
 
 class ModelSlot:
@@ -184,8 +214,24 @@ class ModelSlot:
             generation_s=ended - started,
         )
 
-    def complete(self, prompt_tokens: list[int], params: SamplingParams) -> GenerationResult:
-        return self.generate(prompt_tokens, params, lambda _text: None, threading.Event())
+    async def stream(self, prompt: Prompt, params: SamplingParams,
+                     runner: SlotRunner) -> AsyncIterator[str | GenerationResult]:
+        """The text deltas of `generate`, run on the runner's worker thread, then its result. Abandoning the stream
+        raises the cancel flag (the worker stops at the next token)."""
+        loop = asyncio.get_running_loop()
+        deltas: asyncio.Queue[str | None] = asyncio.Queue()
+        future = runner.run(self.generate, prompt.tokens, params,
+                            lambda text: loop.call_soon_threadsafe(deltas.put_nowait, text), runner.cancelled)
+        future.add_done_callback(lambda _f: deltas.put_nowait(None))
+        try:
+            while (text := await deltas.get()) is not None:
+                yield text
+            yield future.result()
+        finally:
+            runner.cancelled.set()
+
+    def complete(self, prompt: Prompt, params: SamplingParams) -> GenerationResult:
+        return self.generate(prompt.tokens, params, lambda _text: None, threading.Event())
 
 
 class ChatModel:
@@ -236,12 +282,23 @@ class ChatModel:
             tokens += llama.tokenize(piece.encode("utf-8"), add_bos=number == 0, special=scaffolding)
         return tokens
 
-    def fit(self, prompt_tokens: list[int], max_tokens: int) -> int:
+    def prepare(self, messages: list[Message]) -> Prompt:
+        """The messages in the model's template, tokenized (see tokenize_prompt)."""
+        formatted = self.format(messages)
+        tokens = self.tokenize_prompt(formatted)
+        return Prompt(n_tokens=len(tokens), stop=formatted.stop, tokens=tokens)
+
+    @property
+    def source(self) -> str:
+        return self.resolved.source
+
+    @property
+    def template_name(self) -> str:
+        return self.formatter.name
+
+    def fit(self, prompt_tokens: int, max_tokens: int) -> int:
         """max_tokens reduced to what the context window leaves; InvalidInput when nothing is left."""
-        room = self.n_ctx - len(prompt_tokens)
-        if room < 16:
-            raise InvalidInput(f"the question and history take {len(prompt_tokens)} tokens of a {self.n_ctx}-token window")
-        return min(max_tokens, room)
+        return fit_window(self.n_ctx, prompt_tokens, max_tokens)
 
     def probe(self) -> bool:
         """Health probe: a trivial real call into the model."""

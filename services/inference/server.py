@@ -3,7 +3,9 @@
     INFERENCE_INDEX_DIR=var/index INFERENCE_MEMORY_TARGET=127.0.0.1:50061 jenkins-assistant-inference
 
 The port is bound first and health says NOT_SERVING while the model and the index load (a minute for a
-7B model), then SERVING once a real tokenizer call succeeds.
+7B model), then SERVING once a real tokenizer call succeeds. With INFERENCE_ENGINE=openai, health follows the
+generation server: SERVING while it answers GET /models, NOT_SERVING while it does not (checked every
+upstream_health_interval_s; chats meanwhile fail UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 
 from jenkins_assistant.common.grpc_server import GrpcServer, build_server, serve_until_signal
 from jenkins_assistant.common.logging_setup import configure_logging
-from jenkins_assistant.inference.config import InferenceSettings
+from jenkins_assistant.inference.config import Engine, InferenceSettings
 from jenkins_assistant.inference.core import InferenceCore
+from jenkins_assistant.inference.engine import GenerationEngine
 from jenkins_assistant.inference.memory_client import MemoryClient
 from jenkins_assistant.inference.servicer import InferenceServicer
 from jenkins_assistant.v1 import inference_pb2, inference_pb2_grpc
@@ -25,12 +28,11 @@ SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].ful
 
 def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> InferenceCore:
     """Model and index (blocking: run it in a thread); the memory client is made on the event loop."""
-    from jenkins_assistant.inference.model import ChatModel
-    from jenkins_assistant.inference.model_source import resolve_model
+    from jenkins_assistant.inference.engine import load_engine
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex, read_manifest
 
-    model = ChatModel(settings, resolve_model(settings))
+    model = load_engine(settings)
     index = None
     if settings.require_index or read_manifest(settings.index_dir) is not None:
         index = RetrievalIndex(settings.index_dir, load_embedder(settings), settings.faiss_threads, settings.hybrid,
@@ -87,17 +89,42 @@ def build_inference_server(settings: InferenceSettings) -> tuple[GrpcServer, _De
 async def run(settings: InferenceSettings) -> None:
     grpc_server, deferred = build_inference_server(settings)
     core: InferenceCore | None = None
+    watch: asyncio.Task | None = None
+
+    async def follow_upstream(model: GenerationEngine) -> None:
+        """Health follows the generation server; its outages are the service's (a load balancer or the gateway
+        then sends chats elsewhere). Stopped in on_stop; a check landing in the shutdown grace cannot mislead a
+        caller, since the stopping server refuses new calls, health checks included."""
+        serving = True
+        while True:
+            await asyncio.sleep(settings.upstream_health_interval_s)
+            now = await asyncio.to_thread(model.probe)
+            if now != serving:
+                log.warning("generation server %s: inference %s", settings.upstream_url,
+                            "SERVING again" if now else "NOT_SERVING")
+                await grpc_server.set_serving(now)
+                serving = now
 
     async def on_start() -> None:
-        nonlocal core
+        nonlocal core, watch
         core = await asyncio.to_thread(load_core, settings, memory_client(settings))
+        deferred.servicer = InferenceServicer(core)
+        if settings.engine is Engine.OPENAI:
+            # An unreachable upstream is an outage to report, not a reason to exit: it may start after us.
+            serving = await asyncio.to_thread(core.model.probe)
+            await grpc_server.set_serving(serving)
+            watch = asyncio.create_task(follow_upstream(core.model))
+            log.info("inference %s on port %d (generation by %s)", "SERVING" if serving else "NOT_SERVING",
+                     grpc_server.port, settings.upstream_url)
+            return
         if not await asyncio.to_thread(core.model.probe):
             raise RuntimeError("model probe failed")
-        deferred.servicer = InferenceServicer(core)
         await grpc_server.set_serving(True)
         log.info("inference SERVING on port %d", grpc_server.port)
 
     async def on_stop() -> None:
+        if watch is not None:
+            watch.cancel()
         if core is not None:
             await core.close()
 

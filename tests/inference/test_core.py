@@ -62,12 +62,12 @@ def test_chat_without_index_or_memory_warns_and_answers(core):
 def test_prompt_drops_passages_then_history_to_leave_room_for_the_answer(core):
     passage = Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/", "stage steps " * 150)
     history = [Exchange("What is an agent?", "A machine that runs builds. " * 20)] * 3
-    tokens, stop, passages_used, history_used = core._build_prompt("How do stages work?", [passage] * 4, history, 256)
-    assert len(tokens) + 256 <= core.model.n_ctx
+    prompt, passages_used, history_used = core._build_prompt("How do stages work?", [passage] * 4, history, 256)
+    assert prompt.n_tokens == len(prompt.tokens) and prompt.n_tokens + 256 <= core.model.n_ctx
     assert passages_used < 4 and history_used == 3  # passages go first, history is kept while it fits
-    assert "<|im_end|>" in stop
+    assert "<|im_end|>" in prompt.stop
     with pytest.raises(InvalidInput):
-        core.model.fit(core.model.tokenize("word " * 2000), 256)
+        core.model.fit(len(core.model.tokenize("word " * 2000)), 256)
 
 
 def test_feedback_is_recorded_for_known_answers_only(core):
