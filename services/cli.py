@@ -22,7 +22,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
-Target = Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TARGET", help="host:port of the inference service.")]
+Target = Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TARGET", help="host:port of the inference service, or a gRPC target such as dns:///host:port (calls spread "
+                                  "round-robin over every address it resolves to).")]
 Token = Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TOKEN", help="Bearer token, if the service needs one.")]
 Owner = Annotated[str, typer.Option(help="Who is asking (sessions belong to their owner).")]
 MaxTokens = Annotated[int, typer.Option(min=0, help="Longest answer in tokens; 0 = server default.")]
@@ -88,11 +89,10 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
 
 
 def _stub(target: str):
-    import grpc
-
+    from jenkins_assistant.common.channels import client_channel
     from jenkins_assistant.v1 import inference_pb2_grpc
 
-    channel = grpc.insecure_channel(target)
+    channel = client_channel(target)
     return channel, inference_pb2_grpc.InferenceServiceStub(channel)
 
 

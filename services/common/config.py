@@ -38,6 +38,18 @@ class ServerSettings(BaseSettings):
         4 * 1024 * 1024, ge=1024, description="Largest request accepted; bigger ones get RESOURCE_EXHAUSTED."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    # A client balances over the addresses it resolved when it connected; closing connections now and then makes
+    # long-lived clients (the gateway, the Jenkins plugin) resolve again and spread onto pods added since.
+    max_connection_age_s: float = Field(
+        0, ge=0, le=86400,
+        description="Close each client connection after about this long (GOAWAY, gRPC adds +-10% jitter) so "
+        "clients re-resolve and re-balance over the replicas; in-flight calls go on. 0 = never (gRPC's default).",
+    )
+    max_connection_age_grace_s: float = Field(
+        0, ge=0, le=86400,
+        description="How long calls in flight on a connection past its age may go on before it is closed; "
+        "0 = as long as they take.",
+    )
 
     @property
     def address(self) -> str:
@@ -46,6 +58,15 @@ class ServerSettings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.auth_token.get_secret_value() if self.auth_token else None
+
+    def connection_age_options(self) -> list[tuple[str, int]]:
+        """gRPC server options for max_connection_age_s and its grace (none when unset: gRPC's defaults)."""
+        options = []
+        if self.max_connection_age_s:
+            options.append(("grpc.max_connection_age_ms", int(self.max_connection_age_s * 1000)))
+        if self.max_connection_age_grace_s:
+            options.append(("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_s * 1000)))
+        return options
 
     def auth_clients(self) -> list[Client]:
         """The credentials calls are checked against; empty = no auth."""

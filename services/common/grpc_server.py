@@ -259,6 +259,7 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            *settings.connection_age_options(),
         ],
     )
     service_names = list(register(server))

@@ -11,7 +11,8 @@ class GatewaySettings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to bind; 0.0.0.0 in containers.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of the chat page and its API.")
-    inference_target: str = Field("127.0.0.1:50052", description="host:port of the inference gRPC service.")
+    inference_target: str = Field("127.0.0.1:50052", description="The inference gRPC service: host:port, or dns:///<headless service>:<port> "
+                                  "(calls go round-robin over every replica it resolves to).")
     inference_token: SecretStr | None = Field(
         None, description="Bearer token the inference service requires (its INFERENCE_AUTH_TOKEN), if any."
     )

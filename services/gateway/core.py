@@ -17,6 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.common.channels import aio_client_channel
 from jenkins_assistant.common.errors import InvalidInput, ServiceError, error_for_status
 from jenkins_assistant.gateway.config import GatewaySettings
 from jenkins_assistant.gateway.render import answer_html
@@ -54,7 +55,7 @@ class GatewayCore:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self._channel = grpc.aio.insecure_channel(settings.inference_target)
+        self._channel = aio_client_channel(settings.inference_target)  # round_robin over every inference replica
         self._inference = inference_pb2_grpc.InferenceServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = bearer_metadata(settings.token)

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.common.channels import aio_client_channel
 from jenkins_assistant.common.records import SourceRef
 from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.prompts import Exchange
@@ -57,7 +58,7 @@ def _retryable(exc: BaseException) -> bool:
 
 class MemoryClient:
     def __init__(self, target: str, token: str | None, timeout_s: float) -> None:
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = aio_client_channel(target, CHANNEL_OPTIONS)  # round_robin over every memory replica
         self._stub = memory_pb2_grpc.MemoryServiceStub(self._channel)
         self._metadata = bearer_metadata(token)
         self._timeout_s = timeout_s
