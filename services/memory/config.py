@@ -1,8 +1,12 @@
-"""Memory service settings (environment variables prefixed MEMORY_; REDIS_URL is also accepted)."""
+"""Memory service settings (environment variables prefixed MEMORY_; REDIS_URL is also accepted).
+
+Redis is one endpoint: redis://, rediss:// (TLS; ?ssl_ca_certs=<file> for a private CA) or unix://. Sentinel
+discovery is not supported: for high availability, use an endpoint that follows failover.
+"""
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from jenkins_assistant.common.config import ServerSettings
@@ -16,6 +20,12 @@ class MemorySettings(ServerSettings):
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("MEMORY_REDIS_URL", "REDIS_URL", "redis_url"),
         description="Redis holding the histories (MEMORY_REDIS_URL or REDIS_URL).",
+    )
+    redis_password: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("MEMORY_REDIS_PASSWORD", "REDIS_PASSWORD", "redis_password"),
+        description="Redis password, kept out of the URL (it may hold any character; the chart reads it from a "
+        "Secret). A password in redis_url wins.",
     )
     key_prefix: str = Field("jenkins-assistant:memory", min_length=1, description="Namespace of the Redis keys.")
     default_k: int = Field(5, ge=1, le=1000, description="Exchanges GetHistory returns when the request says 0.")

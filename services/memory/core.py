@@ -96,6 +96,7 @@ class MemoryStore:
         self.settings = settings
         self.redis = client or aioredis.Redis.from_url(
             settings.redis_url,
+            password=settings.redis_password.get_secret_value() if settings.redis_password else None,
             socket_connect_timeout=settings.redis_timeout_s,
             socket_timeout=settings.redis_timeout_s,
             health_check_interval=30,
