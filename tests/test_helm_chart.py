@@ -46,6 +46,19 @@ VARIANTS = {
     "a credential per client, required": [
         "--set", "auth.required=true", "--set", "auth.clientsSecret=assistant-clients",
     ],
+    # Past one machine: generation on a GPU engine Deployment, inference autoscaled on CPU and queue depth, Redis
+    # over TLS with a private CA and a password from a Secret.
+    "gpu engine, autoscaled, external TLS redis": [
+        "--set", "engine.mode=openai", "--set", "engine.apiKeySecret.name=engine-key",
+        "--set", "inference.autoscaling.enabled=true", "--set", "inference.autoscaling.queueDepth.enabled=true",
+        "--set", "inference.dataVolume.accessMode=ReadWriteMany", "--set", "inference.parallelSlots=16",
+        "--set", "redis.url=rediss://redis.example:6380/0", "--set", "redis.passwordSecret.name=redis-auth",
+        "--set", "redis.tls.caSecret=redis-ca",
+    ],
+    "an engine elsewhere, llama-server": [
+        "--set", "engine.mode=openai", "--set", "engine.url=http://llama.ml.svc:8080/v1",
+        "--set", "engine.repeatPenaltyField=repeat_penalty", "--set", "inference.autoscaling.enabled=true",
+    ],
 }
 
 
@@ -116,10 +129,13 @@ def test_service_addresses_and_selectors_match_what_the_release_runs(flags):
         for container in spec.get("containers", []) + spec.get("initContainers", []):
             for env in container.get("env", []):
                 value = env.get("value", "")
-                if env["name"].endswith("_TARGET"):  # gRPC targets: host:port of a Service of this release
-                    host, port = value.rsplit(":", 1)
+                if env["name"].endswith("_TARGET"):  # gRPC targets: [dns:///]host:port of a Service of this release
+                    host, port = value.removeprefix("dns:///").rsplit(":", 1)
                     assert host in services, f"{env['name']}={value}: no such Service"
                     assert int(port) in {p["port"] for p in services[host]["spec"]["ports"]}, value
+                if env["name"] == "INFERENCE_UPSTREAM_URL" and "engine.url" not in " ".join(flags):
+                    host, port = value.removeprefix("http://").removesuffix("/v1").rsplit(":", 1)
+                    assert host in services and int(port) in {p["port"] for p in services[host]["spec"]["ports"]}
                 if env["name"] == "REDIS_URL" and "redis.url" not in " ".join(flags):
                     assert f"//{FULLNAME}-redis:6379/" in value
                 secret = env.get("valueFrom", {}).get("secretKeyRef")
@@ -127,7 +143,8 @@ def test_service_addresses_and_selectors_match_what_the_release_runs(flags):
                     expected = "assistant-auth" if "auth.existingSecret=assistant-auth" in flags else f"{FULLNAME}-auth"
                     if "auth.clientsSecret=assistant-clients" in flags:
                         expected = "assistant-clients"
-                    assert secret["name"] == expected
+                    own = {"INFERENCE_UPSTREAM_API_KEY": "engine-key", "MEMORY_REDIS_PASSWORD": "redis-auth"}
+                    assert secret["name"] == own.get(env["name"], expected)
             opened = {p["containerPort"] for p in container.get("ports", [])} | {
                 p["name"] for p in container.get("ports", [])}
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -207,6 +224,10 @@ BAD_VALUES = {
     "unknown fsync policy": (["--set", "redis.persistence.appendfsync=sometimes"], "- redis.persistence.appendfsync:"),
     "grace period below the services' 5 s margin": (["--set", "terminationGracePeriodSeconds=3"],
                                                     "- terminationGracePeriodSeconds:"),
+    "an engine mode the service does not have": (["--set", "engine.mode=vllm"], "- engine.mode:"),
+    "a Sentinel URL memory cannot use": (["--set", "redis.url=sentinel://s1:26379/mymaster"], "- redis.url:"),
+    "a budget that would block every drain": (["--set", "inference.podDisruptionBudget.maxUnavailable=0"],
+                                              "- inference.podDisruptionBudget.maxUnavailable:"),
 }
 
 
@@ -239,3 +260,78 @@ def test_the_fsync_policy_value_reaches_redis():
     args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--appendonly") + 1] == "yes"
     assert args[args.index("--appendfsync") + 1] == "everysec"
+
+
+def test_grpc_clients_dial_headless_services_so_round_robin_sees_every_pod():
+    docs = render()
+    services = by_kind(docs, "Service")
+    targets = {"GATEWAY_INFERENCE_TARGET": container_env(docs, "gateway")["GATEWAY_INFERENCE_TARGET"]["value"],
+               "INFERENCE_MEMORY_TARGET": container_env(docs, "inference")["INFERENCE_MEMORY_TARGET"]["value"]}
+    for name, target in targets.items():
+        # dns:/// and a headless Service: DNS answers one address per ready pod, which the client's round_robin
+        # policy spreads over (tests/test_load_spreading.py); a ClusterIP answers one virtual address.
+        assert target.startswith("dns:///"), f"{name}={target}"
+        host = target.removeprefix("dns:///").rsplit(":", 1)[0]
+        assert services[host]["spec"]["clusterIP"] == "None", f"{name}: {host} is not headless"
+    # The ClusterIP Service stays for clients that cannot balance (the name the plugin has always used).
+    assert "clusterIP" not in services[f"{FULLNAME}-inference"]["spec"]
+    for workload, prefix in (("inference", "INFERENCE_"), ("memory", "MEMORY_")):
+        env = container_env(docs, workload)
+        assert env[f"{prefix}MAX_CONNECTION_AGE_S"]["value"] == "300"  # long-lived clients re-resolve
+
+
+def test_the_gpu_engine_gets_the_gpus_and_inference_sends_generation_to_it():
+    docs = render(*VARIANTS["gpu engine, autoscaled, external TLS redis"])
+    engine = by_kind(docs, "Deployment")[f"{FULLNAME}-engine"]["spec"]["template"]["spec"]
+    container = engine["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["resources"]["limits"]["memory"] == "32Gi"  # the values' limits kept beside the GPU
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in engine["tolerations"]
+    env = container_env(docs, "inference")
+    # The setting names of jenkins_assistant.inference.config (engine, upstream_*), with its prefix.
+    assert env["INFERENCE_ENGINE"]["value"] == "openai"
+    assert env["INFERENCE_UPSTREAM_URL"]["value"] == f"http://{FULLNAME}-engine:8000/v1"
+    assert env["INFERENCE_UPSTREAM_MODEL"]["value"] == "assistant"
+    assert env["INFERENCE_UPSTREAM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "engine-key"
+    from jenkins_assistant.inference.config import InferenceSettings
+
+    assert {"engine", "upstream_url", "upstream_model", "upstream_api_key",
+            "upstream_repeat_penalty_field"} <= set(InferenceSettings.model_fields)
+    # An engine running elsewhere: no Deployment of the chart's own, inference points there.
+    elsewhere = render(*VARIANTS["an engine elsewhere, llama-server"])
+    assert f"{FULLNAME}-engine" not in by_kind(elsewhere, "Deployment")
+    assert container_env(elsewhere, "inference")["INFERENCE_UPSTREAM_URL"]["value"] == "http://llama.ml.svc:8080/v1"
+    # The default stays embedded: no engine, no INFERENCE_ENGINE.
+    assert "INFERENCE_ENGINE" not in container_env(render(), "inference")
+
+
+def test_the_autoscaler_owns_the_replica_count_and_scales_on_cpu_and_queue_depth():
+    docs = render(*VARIANTS["gpu engine, autoscaled, external TLS redis"])
+    hpa = by_kind(docs, "HorizontalPodAutoscaler")[f"{FULLNAME}-inference"]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{FULLNAME}-inference"}
+    metrics = {m["type"]: m for m in hpa["metrics"]}
+    assert metrics["Resource"]["resource"]["name"] == "cpu"
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "jenkins_assistant_inference_queue_depth"
+    from jenkins_assistant.inference.metrics import QUEUE_DEPTH
+
+    assert QUEUE_DEPTH._name == "jenkins_assistant_inference_queue_depth"  # the series the service exports
+    assert "replicas" not in by_kind(docs, "Deployment")[f"{FULLNAME}-inference"]["spec"]
+    assert not by_kind(render(), "HorizontalPodAutoscaler")  # off by default: replicas as set
+    assert by_kind(render(), "Deployment")[f"{FULLNAME}-inference"]["spec"]["replicas"] == 1
+    # A budget per gRPC service, selecting its pods, that never blocks a drain.
+    for component in ("inference", "memory"):
+        pdb = by_kind(docs, "PodDisruptionBudget")[f"{FULLNAME}-{component}"]["spec"]
+        assert pdb["maxUnavailable"] == 1
+        assert pdb["selector"]["matchLabels"]["app.kubernetes.io/component"] == component
+
+
+def test_redis_tls_ca_and_password_reach_memory():
+    docs = render(*VARIANTS["gpu engine, autoscaled, external TLS redis"])
+    env = container_env(docs, "memory")
+    spec = by_kind(docs, "Deployment")[f"{FULLNAME}-memory"]["spec"]["template"]["spec"]
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "redis-ca")
+    assert env["REDIS_URL"]["value"] == f"rediss://redis.example:6380/0?ssl_ca_certs={mount['mountPath']}/ca.crt"
+    assert next(v for v in spec["volumes"] if v["name"] == "redis-ca")["secret"]["secretName"] == "redis-ca"
+    assert env["MEMORY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-auth", "key": "password", "optional": False}
+    assert not by_kind(docs, "StatefulSet")  # no Redis of the chart's own beside an external one

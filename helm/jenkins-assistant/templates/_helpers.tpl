@@ -20,8 +20,41 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-auth" (include "ja.fullname" .)) .Values.auth.existingSecret -}}
 {{- end -}}
 
+{{- define "ja.redisCaDir" -}}/etc/jenkins-assistant/redis-tls{{- end -}}
+
+{{- /* The Redis URL memory connects to; with redis.tls.caSecret, told to verify the server against that CA. */ -}}
 {{- define "ja.redisUrl" -}}
-{{- default (printf "redis://%s-redis:6379/0" (include "ja.fullname" .)) .Values.redis.url -}}
+{{- $url := default (printf "redis://%s-redis:6379/0" (include "ja.fullname" .)) .Values.redis.url -}}
+{{- if .Values.redis.tls.caSecret -}}
+{{- $url = printf "%s%sssl_ca_certs=%s/ca.crt" $url (ternary "&" "?" (contains "?" $url)) (include "ja.redisCaDir" .) -}}
+{{- end -}}
+{{- $url -}}
+{{- end -}}
+
+{{- /* Where inference sends generation with engine.mode openai: engine.url, else the chart's engine Service. */ -}}
+{{- define "ja.engineUrl" -}}
+{{- default (printf "http://%s-engine:%d/v1" (include "ja.fullname" .) (int .Values.engine.deployment.port)) .Values.engine.url -}}
+{{- end -}}
+
+{{- /* Servers close connections after grpc.maxConnectionAgeSeconds so that clients re-resolve (values.yaml). */ -}}
+{{- define "ja.connectionAgeEnv" -}}
+- {name: {{ .prefix }}MAX_CONNECTION_AGE_S, value: {{ .root.Values.grpc.maxConnectionAgeSeconds | quote }}}
+- {name: {{ .prefix }}MAX_CONNECTION_AGE_GRACE_S, value: {{ .root.Values.grpc.maxConnectionAgeGraceSeconds | quote }}}
+{{- end -}}
+
+{{- define "ja.podDisruptionBudget" -}}
+{{- if .values.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "ja.fullname" .root }}-{{ .component }}
+  labels: {{- include "ja.labels" .root | nindent 4 }}
+spec:
+  maxUnavailable: {{ .values.maxUnavailable }}
+  selector:
+    matchLabels: {{- include "ja.selector" (dict "root" .root "component" .component) | nindent 6 }}
+{{- end }}
 {{- end -}}
 
 {{- /* Whether the single shared token is in use: set, or (development default) possibly set in a Secret made
