@@ -80,7 +80,7 @@ _ERROR_STARTS = ("ERROR:", "[ERROR]", "FATAL:", "fatal:", "npm ERR!", "npm error
 _NOT_STEPS = {"stage", "parallel"}
 
 _MAX_STAGES_REMEMBERED = 1000
-_MAX_DEPTH = 256
+_MAX_DEPTH = 64  # deeper nesting is kept as its outer 64 blocks (real Pipelines nest about 10)
 
 
 def _event_patterns() -> list[str]:

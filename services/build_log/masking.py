@@ -98,22 +98,30 @@ _KEY_SPAN = 64 * 1024  # the largest key block looked for (an RSA 16384 key in P
 def _key_block_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     pos = 0
+    next_end: re.Match[str] | None = None  # the first END marker found and not yet used
+    clear_to = 0  # no END marker starts before this (a BEGIN flood must not rescan the same 64 KB each time)
     while (begin := _KEY_BEGIN.search(text, pos)) is not None:
-        end = _KEY_END.search(text, begin.end(), begin.end() + _KEY_SPAN)
-        if end is not None:
-            stop = end.start()
+        body = begin.end()
+        if next_end is not None and next_end.start() < body:
+            next_end = None
+        if next_end is None and clear_to < body + _KEY_SPAN:
+            next_end = _KEY_END.search(text, max(body, clear_to), body + _KEY_SPAN)
+            if next_end is None:
+                clear_to = body + _KEY_SPAN - 100  # an END cut by the window's edge is found by the next search
+        if next_end is not None and next_end.start() <= body + _KEY_SPAN:
+            stop = next_end.start()
         else:
             # no END (the log was cut, or printed partly): mask the base64-looking lines after the BEGIN
-            stop = begin.end()
+            stop = body
             while stop < len(text) and text[stop] == "\n":
                 line_end = text.find("\n", stop + 1)
                 line_end = len(text) if line_end == -1 else line_end
                 if line_end - stop > 4096 or not _KEY_BODY_LINE.fullmatch(text, stop + 1, line_end):
                     break
                 stop = line_end
-        if stop > begin.end():
-            spans.append((begin.end(), stop))
-        pos = max(stop, begin.end())
+        if stop > body:
+            spans.append((body, stop))
+        pos = max(stop, body)
     return spans
 
 

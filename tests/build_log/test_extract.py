@@ -181,3 +181,41 @@ def test_check_size_names_the_limit():
     check_size("x" * 1000, settings)
     with pytest.raises(InvalidInput, match="limit of 1000 bytes"):
         check_size("é" * 501, settings)  # 1002 UTF-8 bytes
+
+
+def test_seeded_fuzz_never_crashes():
+    """Fixture lines shuffled, cut, spliced with random bytes and odd markers: facts or InvalidInput, nothing else."""
+    rng = random.Random(2024)
+    pool = [line for name in sorted(MANIFEST) for line in read_log(name).split(b"\n")]
+    odd = [
+        b"[Pipeline] {",
+        b"[Pipeline] }",
+        b"[Pipeline] { (",
+        b"[Pipeline] ",
+        b"Caused by: ",
+        b"\tat x.Y(Y.java:1)",
+        b"Failed in branch ",
+        b"Finished: ",
+        b"-----BEGIN RSA PRIVATE KEY-----",
+        b"\x1b[8mha:",
+        b"\x1b[",
+        b"\r",
+    ]
+    settings = BuildLogSettings(max_log_bytes=4096, max_line_chars=100)
+    outcomes = {"facts": 0, "invalid": 0}
+    for _ in range(400):
+        parts = [rng.choice(pool + odd) for _ in range(rng.randint(0, 60))]
+        if rng.random() < 0.3:
+            parts.insert(rng.randint(0, len(parts)), rng.randbytes(rng.randint(1, 300)))
+        data = b"\n".join(parts)
+        if rng.random() < 0.3:
+            data = data[rng.randint(0, len(data)) :]
+        try:
+            facts = extract(data if rng.random() < 0.5 else data.decode("utf-8", "replace"), settings)
+        except InvalidInput:
+            outcomes["invalid"] += 1
+            continue
+        outcomes["facts"] += 1
+        assert len(facts.excerpt) <= settings.max_excerpt_chars + 200
+        assert facts.signature_id
+    assert outcomes["facts"] > 300 and outcomes["invalid"] > 0
