@@ -246,6 +246,10 @@ class InferenceCore:
             log.exception("could not store the exchange of session %s", query.session_id)
             return False
 
+    def _write_done(self, task: asyncio.Task) -> None:
+        self._writes.discard(task)
+        metrics.MEMORY_WRITES_IN_FLIGHT.set(len(self._writes))
+
     async def _store(self, query: ChatQuery, answer: str, sources: list[SourceRef], asked_at: float) -> list[str]:
         """Stores the exchange; the warnings of the finish event.
 
@@ -259,7 +263,8 @@ class InferenceCore:
         away during the wait does not cancel the write."""
         task = asyncio.create_task(self._remember(query, answer, sources, asked_at))
         self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        metrics.MEMORY_WRITES_IN_FLIGHT.set(len(self._writes))
+        task.add_done_callback(self._write_done)
         done, _pending = await asyncio.wait({task}, timeout=self.settings.memory_finish_wait_s)
         if not done:
             still_trying = (f"memory service slow or unavailable: this exchange is not stored yet (still trying for "

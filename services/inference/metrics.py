@@ -32,4 +32,8 @@ EXCHANGES_NOT_STORED = Counter(
     "Answered exchanges of a session that memory did not store, retries exhausted (the next question will not see "
     "them).",
 )
+MEMORY_WRITES_IN_FLIGHT = Gauge(
+    "jenkins_assistant_inference_memory_writes_in_flight",
+    "Exchanges still being stored after their answer finished (memory slow or retrying).",
+)
 FEEDBACK = Counter("jenkins_assistant_inference_feedback_total", "Answer ratings received.", ["rating"])

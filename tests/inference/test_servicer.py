@@ -164,6 +164,8 @@ def test_memory_lost_after_the_metadata_is_reported_in_the_finish_event(channel,
     """Issue 14 #3: the exchange could not be stored, so the client is told (and a metric counts it)."""
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
     failures = 'operation="append_turn"'
+    # An earlier test's exchange may still be retrying its write; its outcome must not be taken for this one's.
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_memory_writes_in_flight", "", 0, 60) == 0
     failures_before = scrape_metric(inference_process, "jenkins_assistant_inference_memory_failures_total", failures)
     lost_before = scrape_metric(inference_process, "jenkins_assistant_inference_exchanges_not_stored_total")
     session = f"lost-{uuid.uuid4().hex[:8]}"
