@@ -161,6 +161,45 @@ class _SlotLease:
         metrics.ACTIVE_SLOTS.set(self._pool.active)
 
 
+@dataclass
+class Generated:
+    """What `InferenceCore.generate` leaves behind once its deltas are consumed."""
+
+    text: str = ""
+    result: GenerationResult | None = None
+    first_delta_at: float | None = None
+
+
+class _Turn:
+    """One admitted answer's place in the service: counted as preparing (no slot yet) until it takes a slot, then
+    by the pool until the slot goes back. `close` undoes whichever holds, so every way out of an answer frees it."""
+
+    def __init__(self, core: InferenceCore) -> None:
+        core._admit()
+        self._core = core
+        self._preparing = True
+        self.lease: _SlotLease | None = None
+        self.queue_ms = 0.0
+
+    async def take_slot(self) -> None:
+        if self.lease is not None:
+            return
+        self._preparing = False
+        self._core._preparing -= 1
+        self.lease, self.queue_ms = await self._core._take_slot()
+
+    def release_slot(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+    def close(self) -> None:
+        if self._preparing:
+            self._preparing = False
+            self._core._preparing -= 1
+        self.release_slot()
+
+
 class InferenceCore:
     def __init__(
         self,
@@ -200,7 +239,10 @@ class InferenceCore:
         if query.session_id and not query.owner:
             # An empty owner once mapped to one shared default: every such caller read every such session.
             raise InvalidInput("a session_id needs an owner (the user the session belongs to)")
-        o = query.options
+        self.validate_options(query.options)
+
+    def validate_options(self, o: ChatOptions) -> None:
+        s = self.settings
         if not 0 <= o.max_tokens <= s.max_tokens_limit:
             raise InvalidInput(f"max_tokens must be 0 (default) to {s.max_tokens_limit}")
         if o.temperature is not None and not 0.0 <= o.temperature <= 2.0:
@@ -340,6 +382,37 @@ class InferenceCore:
         metrics.ACTIVE_SLOTS.set(self.pool.active)
         return _SlotLease(self.pool, slot, self._executor), (time.perf_counter() - waiting_from) * 1000
 
+    # ------------------------------------------------------------------ turns and generation (chat, explain)
+    def turn(self) -> _Turn:
+        """Admits one answer (raises Overloaded when the queue is full); close it in a `finally`."""
+        return _Turn(self)
+
+    async def generate(self, turn: _Turn, prompt: Prompt, params: SamplingParams,
+                       out: Generated) -> AsyncIterator[TextDelta]:
+        """The answer's text deltas, trimmed; takes the turn's slot if it has none yet and gives it back once
+        generation is over. `out` receives the text, the engine's result and when the first delta came."""
+        await turn.take_slot()
+        assert turn.lease is not None
+        trimmer = StreamTrimmer()
+        parts: list[str] = []
+        # Closed before the slot goes back, whichever way this ends: the engine stops generating (the embedded
+        # worker at its next token, an upstream's HTTP stream at once).
+        async with contextlib.aclosing(turn.lease.slot.stream(prompt, params, turn.lease)) as pieces:
+            async for piece in pieces:
+                if isinstance(piece, GenerationResult):
+                    out.result = piece
+                elif text := trimmer.feed(piece):
+                    out.first_delta_at = out.first_delta_at or time.perf_counter()
+                    parts.append(text)
+                    yield TextDelta(text)
+        assert out.result is not None
+        if text := trimmer.finish():
+            out.first_delta_at = out.first_delta_at or time.perf_counter()
+            parts.append(text)
+            yield TextDelta(text)
+        turn.release_slot()  # generation is over: the next answer may use the slot (e.g. while memory is written)
+        out.text = "".join(parts)
+
     # ------------------------------------------------------------------ chat
     async def chat(self, query: ChatQuery) -> AsyncIterator[ChatEvent]:
         self._validate(query)
@@ -347,20 +420,15 @@ class InferenceCore:
         asked_at = time.time()
         options = query.options
         warnings: list[str] = []
-        self._admit()
-        preparing = True
-        lease: _SlotLease | None = None
-        queue_ms = 0.0
+        turn = self.turn()
         finished = False
         try:
             history, memory_ok = await self._history(query, warnings)
             if self._condenses_with_model(history):
                 # Condensing needs the model, so this chat takes its slot now and keeps it for the answer
                 # (giving it back for the ~20 ms of retrieval would send the chat to the back of the queue).
-                preparing = False
-                self._preparing -= 1
-                lease, queue_ms = await self._take_slot()
-            standalone = await self._standalone(lease, query, history)
+                await turn.take_slot()
+            standalone = await self._standalone(turn.lease, query, history)
             hits: list[Hit] = []
             retrieval_ms = 0.0
             if self.index is not None and not options.disable_retrieval:
@@ -386,41 +454,21 @@ class InferenceCore:
                                  memory_available=memory_ok, warnings=warnings, model=self.model.name)
             yield SourceList(sources)
 
-            if lease is None:
-                preparing = False
-                self._preparing -= 1
-                lease, queue_ms = await self._take_slot()
-            trimmer = StreamTrimmer()
-            answer_parts: list[str] = []
-            first_delta_at: float | None = None
-            result: GenerationResult | None = None
-            # Closed before the slot goes back, whichever way this ends: the engine stops generating (the embedded
-            # worker at its next token, an upstream's HTTP stream at once).
-            async with contextlib.aclosing(lease.slot.stream(prompt, params, lease)) as pieces:
-                async for piece in pieces:
-                    if isinstance(piece, GenerationResult):
-                        result = piece
-                    elif out := trimmer.feed(piece):
-                        first_delta_at = first_delta_at or time.perf_counter()
-                        answer_parts.append(out)
-                        yield TextDelta(out)
-            assert result is not None
-            if out := trimmer.finish():
-                first_delta_at = first_delta_at or time.perf_counter()
-                answer_parts.append(out)
-                yield TextDelta(out)
-            lease.release()  # generation is over: the next chat may use the slot while memory is written
-            lease = None
-            answer = "".join(answer_parts)
+            out = Generated()
+            # Closed with this chat (not when collected), so a client leaving stops the engine at once.
+            async with contextlib.aclosing(self.generate(turn, prompt, params, out)) as deltas:
+                async for delta in deltas:
+                    yield delta
+            assert out.result is not None
             self._remember_answer(answer_id, query)
-            usage = self._usage(result, started, first_delta_at, retrieval_ms, queue_ms)
-            metrics.ANSWERS.labels(result.finish_reason).inc()
+            usage = self._usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
+            metrics.ANSWERS.labels(out.result.finish_reason).inc()
             finished = True  # a client leaving while the exchange is stored has had its whole answer
             finish_warnings: list[str] = []
             # Stored even when the history could not be read: memory may be back by now, and the exchange happened.
-            if query.session_id and self.memory is not None and result.finish_reason != "cancelled":
-                finish_warnings = await self._store(query, answer, sources, asked_at)
-            yield Finished(finish_reason=result.finish_reason, usage=usage, warnings=finish_warnings)
+            if query.session_id and self.memory is not None and out.result.finish_reason != "cancelled":
+                finish_warnings = await self._store(query, out.text, sources, asked_at)
+            yield Finished(finish_reason=out.result.finish_reason, usage=usage, warnings=finish_warnings)
         except (GeneratorExit, asyncio.CancelledError):
             if not finished:  # the client went away (cancel, deadline): generation stops at the next token
                 metrics.ANSWERS.labels("cancelled").inc()
@@ -429,10 +477,7 @@ class InferenceCore:
             metrics.ANSWERS.labels("error").inc()
             raise
         finally:
-            if preparing:
-                self._preparing -= 1
-            if lease is not None:
-                lease.release()
+            turn.close()
 
     async def ask(self, query: ChatQuery) -> tuple[AnswerMetadata, str, list[SourceRef], Finished]:
         """The whole answer of `chat`, collected."""
