@@ -13,17 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from jenkins_assistant.build_log import BuildLogSettings
 from jenkins_assistant.common.grpc_server import GrpcServer, build_server, serve_until_signal
 from jenkins_assistant.common.logging_setup import configure_logging
 from jenkins_assistant.inference.config import Engine, InferenceSettings
 from jenkins_assistant.inference.core import InferenceCore
 from jenkins_assistant.inference.engine import GenerationEngine
+from jenkins_assistant.inference.explain import BuildLogExplainer
 from jenkins_assistant.inference.memory_client import MemoryClient
-from jenkins_assistant.inference.servicer import InferenceServicer
-from jenkins_assistant.v1 import inference_pb2, inference_pb2_grpc
+from jenkins_assistant.inference.servicer import BuildLogServicer, InferenceServicer
+from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
+BUILD_LOG_SERVICE_NAME = build_log_pb2.DESCRIPTOR.services_by_name["BuildLogService"].full_name
 
 
 def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> InferenceCore:
@@ -76,18 +79,46 @@ class _DeferredServicer(inference_pb2_grpc.InferenceServiceServicer):
         return await self._ready().GetModelInfo(request, context)
 
 
-def build_inference_server(settings: InferenceSettings) -> tuple[GrpcServer, _DeferredServicer]:
+class _DeferredBuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):
+    """Answers UNAVAILABLE until the core is loaded, like _DeferredServicer."""
+
+    def __init__(self) -> None:
+        self.servicer: BuildLogServicer | None = None
+
+    def _ready(self) -> BuildLogServicer:
+        from jenkins_assistant.common.errors import Unavailable
+
+        if self.servicer is None:
+            raise Unavailable("the model and index are still loading")
+        return self.servicer
+
+    async def ExplainBuildLog(self, request, context):
+        async for response in self._ready().ExplainBuildLog(request, context):
+            yield response
+
+    async def GetBuildLogExplanation(self, request, context):
+        return await self._ready().GetBuildLogExplanation(request, context)
+
+
+def build_inference_server(
+    settings: InferenceSettings,
+) -> tuple[GrpcServer, _DeferredServicer, _DeferredBuildLogServicer]:
     deferred = _DeferredServicer()
+    deferred_build_log = _DeferredBuildLogServicer()
 
     def register(server) -> list[str]:
+        # One process, one model: build logs are explained on the chat's slots, behind the same interceptors
+        # (credentials, error mapping), health and reflection.
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(deferred, server)
-        return [SERVICE_NAME]
+        build_log_pb2_grpc.add_BuildLogServiceServicer_to_server(deferred_build_log, server)
+        return [SERVICE_NAME, BUILD_LOG_SERVICE_NAME]
 
-    return build_server(settings, "inference", register), deferred
+    return build_server(settings, "inference", register), deferred, deferred_build_log
 
 
 async def run(settings: InferenceSettings) -> None:
-    grpc_server, deferred = build_inference_server(settings)
+    grpc_server, deferred, deferred_build_log = build_inference_server(settings)
+    build_log_settings = BuildLogSettings()  # BUILD_LOG_* (max_log_bytes ...), read at start like the rest
     core: InferenceCore | None = None
     watch: asyncio.Task | None = None
 
@@ -109,6 +140,7 @@ async def run(settings: InferenceSettings) -> None:
         nonlocal core, watch
         core = await asyncio.to_thread(load_core, settings, memory_client(settings))
         deferred.servicer = InferenceServicer(core)
+        deferred_build_log.servicer = BuildLogServicer(BuildLogExplainer(core, build_log_settings))
         if settings.engine is Engine.OPENAI:
             # An unreachable upstream is an outage to report, not a reason to exit: it may start after us.
             serving = await asyncio.to_thread(core.model.probe)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from jenkins_assistant.build_log import LogFacts
 from jenkins_assistant.common.clients import current_client, owner_for
 from jenkins_assistant.inference.core import (
     AnswerMetadata,
@@ -18,7 +19,8 @@ from jenkins_assistant.inference.core import (
     SourceList,
     TextDelta,
 )
-from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from jenkins_assistant.inference.explain import BuildLogExplainer, BuildQuery, ExplainMetadata
+from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
 
 _FINISH = {
     "stop": common_pb2.FINISH_REASON_STOP,
@@ -28,21 +30,24 @@ _FINISH = {
 _RATING = {inference_pb2.RATING_HELPFUL: "helpful", inference_pb2.RATING_NOT_HELPFUL: "not_helpful"}
 
 
+def options_from_pb(o: common_pb2.GenerationOptions) -> ChatOptions:
+    return ChatOptions(
+        max_tokens=o.max_tokens,
+        temperature=o.temperature if o.HasField("temperature") else None,
+        top_p=o.top_p if o.HasField("top_p") else None,
+        stop=list(o.stop),
+        retrieval_k=o.retrieval_k,
+        disable_retrieval=o.disable_retrieval,
+        seed=o.seed,
+    )
+
+
 def query_from_pb(request: inference_pb2.ChatRequest | inference_pb2.AskRequest) -> ChatQuery:
-    o = request.options
     return ChatQuery(
         question=request.question,
         session_id=request.session_id,
         owner=owner_for(request.owner, current_client()),
-        options=ChatOptions(
-            max_tokens=o.max_tokens,
-            temperature=o.temperature if o.HasField("temperature") else None,
-            top_p=o.top_p if o.HasField("top_p") else None,
-            stop=list(o.stop),
-            retrieval_k=o.retrieval_k,
-            disable_retrieval=o.disable_retrieval,
-            seed=o.seed,
-        ),
+        options=options_from_pb(request.options),
     )
 
 
@@ -96,3 +101,60 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     async def GetModelInfo(self, request, context) -> inference_pb2.GetModelInfoResponse:
         return inference_pb2.GetModelInfoResponse(**self._core.model_info())
+
+
+def build_query_from_pb(
+    request: build_log_pb2.ExplainBuildLogRequest | build_log_pb2.GetBuildLogExplanationRequest,
+) -> BuildQuery:
+    return BuildQuery(
+        log=request.log,
+        job_name=request.job_name,
+        build_number=request.build_number,
+        jenkins_version=request.jenkins_version,
+        plugins=[(p.plugin_id, p.version) for p in request.plugins],
+        owner=owner_for(request.owner, current_client()),
+        options=options_from_pb(request.options),
+    )
+
+
+def facts_to_pb(facts: LogFacts, fingerprint: str) -> build_log_pb2.BuildLogFacts:
+    return build_log_pb2.BuildLogFacts(
+        result=facts.result or "", stage=facts.stage or "", stage_path=list(facts.stage_path),
+        parallel_branch=facts.parallel_branch or "", step=facts.step or "", signature_id=facts.signature_id,
+        signature_label=facts.signature_label, signature_line=facts.signature_line or "",
+        first_error_line=facts.first_error_line or "", first_error_line_number=facts.first_error_line_number or 0,
+        exception_class=facts.exception_class or "", exception_message=facts.exception_message or "",
+        root_cause_class=facts.root_cause_class or "", root_cause_message=facts.root_cause_message or "",
+        exit_code=facts.exit_code, excerpt=facts.excerpt, masked_count=facts.masked_count,
+        truncated=facts.truncated, input_bytes=facts.input_bytes, fingerprint=fingerprint,
+    )
+
+
+def explain_metadata_to_pb(m: ExplainMetadata) -> build_log_pb2.ExplainBuildLogMetadata:
+    return build_log_pb2.ExplainBuildLogMetadata(answer=metadata_to_pb(m.answer),
+                                                 facts=facts_to_pb(m.facts, m.fingerprint))
+
+
+class BuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):
+    def __init__(self, explainer: BuildLogExplainer) -> None:
+        self._explainer = explainer
+
+    async def ExplainBuildLog(self, request, context) -> AsyncIterator[build_log_pb2.ExplainBuildLogResponse]:
+        async for event in self._explainer.explain(build_query_from_pb(request)):
+            if isinstance(event, TextDelta):
+                yield build_log_pb2.ExplainBuildLogResponse(delta=common_pb2.TextDelta(text=event.text))
+            elif isinstance(event, ExplainMetadata):
+                yield build_log_pb2.ExplainBuildLogResponse(metadata=explain_metadata_to_pb(event))
+            elif isinstance(event, SourceList):
+                yield build_log_pb2.ExplainBuildLogResponse(
+                    sources=common_pb2.SourceList(sources=[s.to_pb() for s in event.sources])
+                )
+            elif isinstance(event, Finished):
+                yield build_log_pb2.ExplainBuildLogResponse(finished=finished_to_pb(event))
+
+    async def GetBuildLogExplanation(self, request, context) -> build_log_pb2.GetBuildLogExplanationResponse:
+        metadata, text, sources, finished = await self._explainer.explain_whole(build_query_from_pb(request))
+        return build_log_pb2.GetBuildLogExplanationResponse(
+            metadata=explain_metadata_to_pb(metadata), text=text, sources=[s.to_pb() for s in sources],
+            finished=finished_to_pb(finished),
+        )

@@ -34,6 +34,8 @@ TEST_TOKEN = "inference-test-token"
 # A second credential, of a client not trusted to name owners (like the CLI or the scraper): its owners stay inside
 # its own name. TEST_TOKEN is the single shared token, trusted as it always was.
 BOUND_CLIENT, BOUND_TOKEN = "cli", "inference-cli-token"
+# The console log limit of the inference process (BUILD_LOG_MAX_LOG_BYTES).
+BUILD_LOG_LIMIT_BYTES = 65536
 
 
 def labelled_urls() -> set[str]:
@@ -92,6 +94,10 @@ def inference_process(sample_index: Path, memory_process: ServiceProcess,
         "INFERENCE_RETRIEVAL_K": "3",
         "INFERENCE_DEFAULT_MAX_TOKENS": "48",
         "INFERENCE_GRACE_S": "1",
+        # ExplainBuildLog: a small log limit, so the over-limit path needs no 5 MB request (the fixture logs are
+        # under 8 KB), and a short excerpt, so an explanation's prompt stays quick on 2 cores.
+        "BUILD_LOG_MAX_LOG_BYTES": str(BUILD_LOG_LIMIT_BYTES),
+        "BUILD_LOG_MAX_EXCERPT_CHARS": "3000",
     }
     service = ServiceProcess(args=[sys.executable, "-m", "jenkins_assistant.inference.server"], env=env, port=port)
     service.metrics_port = metrics_port  # type: ignore[attr-defined]

@@ -1,0 +1,274 @@
+"""Explain a failed build: console log -> facts (no model) -> retrieval -> grounded prompt -> streamed explanation.
+
+No gRPC here. The log goes through `jenkins_assistant.build_log.extract` first, which masks secrets before anything
+else reads it: the model, the retrieval query, the warnings and the facts returned only ever see the masked text,
+and the raw log is dropped once extracted (never logged). The model gets the facts and the bounded excerpt, not the
+log. Generation is the chat's own (`InferenceCore.turn` / `generate`: admission, slots, cancellation, trimming), so
+an explanation queues, streams and stops exactly like an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from jenkins_assistant.build_log import BuildLogSettings, LogFacts, check_size, extract, fingerprint
+from jenkins_assistant.common.errors import InvalidInput
+from jenkins_assistant.common.grounded_prompt import Passage, passages_block
+from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.inference import metrics
+from jenkins_assistant.inference.core import (
+    MAX_OWNER_CHARS,
+    AnswerMetadata,
+    ChatOptions,
+    ChatQuery,
+    Finished,
+    Generated,
+    InferenceCore,
+    SourceList,
+    TextDelta,
+    sources_from_passages,
+)
+from jenkins_assistant.inference.model import Prompt
+from jenkins_assistant.inference.retrieval.index import Hit
+from jenkins_assistant.inference.templates import Message
+
+EXPLAIN_SYSTEM_PROMPT = (
+    "You are Jenkins Assistant, an expert on the Jenkins automation server, its pipelines and plugins. "
+    "A Jenkins build failed. From the facts extracted from its console log, the log excerpt and the numbered "
+    "documentation passages, explain in markdown and concisely: the probable cause, then the steps to fix it. "
+    "Cite the passage a fact comes from as [1], [2]. Values shown as **** were secrets, masked on purpose. "
+    "If the log does not show the cause, say so instead of guessing."
+)
+
+MAX_PLUGINS = 2000
+MAX_PLUGIN_FIELD_CHARS = 200
+MAX_JOB_NAME_CHARS = 1000
+MAX_VERSION_CHARS = 64
+# Plugins named in the log are the ones worth the model's attention; a controller has hundreds.
+MAX_PLUGINS_IN_PROMPT = 20
+MAX_QUERY_CHARS = 600
+# The excerpt is halved (head and tail kept) until the prompt fits; below this it is dropped.
+MIN_EXCERPT_CHARS = 200
+# How much of a log is looked at to tell text from binary data (its head and its tail).
+BINARY_SAMPLE_BYTES = 64 * 1024
+MAX_NON_TEXT_SHARE = 0.10
+_NON_TEXT = {*range(9), 11, 12, *range(14, 27), *range(28, 32), 127}
+
+
+@dataclass
+class BuildQuery:
+    log: bytes
+    job_name: str = ""
+    build_number: int = 0
+    jenkins_version: str = ""
+    plugins: list[tuple[str, str]] = field(default_factory=list)  # (plugin id, version)
+    owner: str = ""
+    options: ChatOptions = field(default_factory=ChatOptions)
+
+
+@dataclass
+class ExplainMetadata:
+    answer: AnswerMetadata
+    facts: LogFacts
+    fingerprint: str
+
+
+ExplainEvent = ExplainMetadata | SourceList | TextDelta | Finished
+
+
+def refuse_binary(log: bytes) -> None:
+    """InvalidInput when the log's head or tail is mostly not text (NUL and other control bytes, invalid UTF-8):
+    an archive or an image sent by mistake. A text log with a few bad sequences is read, with them replaced."""
+    sample = log if len(log) <= 2 * BINARY_SAMPLE_BYTES else log[:BINARY_SAMPLE_BYTES] + log[-BINARY_SAMPLE_BYTES:]
+    text = sample.decode("utf-8", "replace")
+    bad = text.count("\ufffd") + sum(1 for ch in text if ord(ch) in _NON_TEXT)
+    if bad > MAX_NON_TEXT_SHARE * len(text):
+        raise InvalidInput(f"console log looks like binary data ({bad} of {len(text)} characters sampled are "
+                           "control bytes or invalid UTF-8): send the console text")
+
+
+def retrieval_query(facts: LogFacts) -> str:
+    """What the documentation is searched for: the signature, the exception chain, the first error."""
+    parts = [facts.signature_label if facts.signature_id != "unknown" else "",
+             facts.root_cause_class or "", facts.root_cause_message or "",
+             facts.exception_class if facts.exception_class != facts.root_cause_class else "",
+             facts.first_error_line or facts.signature_line or ""]
+    query = " ".join(" ".join(p.split()) for p in parts if p)
+    return query[:MAX_QUERY_CHARS].strip() or "Jenkins build failed"
+
+
+def facts_block(facts: LogFacts, query: BuildQuery) -> str:
+    """The facts as lines `Name: value`, only those known."""
+    plugins = [(pid, version) for pid, version in query.plugins if pid.lower() in facts.excerpt.lower()]
+    rows = [
+        ("Job", query.job_name + (f" #{query.build_number}" if query.build_number else "")),
+        ("Jenkins version", query.jenkins_version),
+        ("Result", facts.result or ""),
+        ("Failing stage", " > ".join(facts.stage_path)),
+        ("Parallel branch", facts.parallel_branch or ""),
+        ("Failing step", facts.step or ""),
+        ("Error signature", f"{facts.signature_label} ({facts.signature_id})"),
+        ("Signature line", facts.signature_line or ""),
+        ("First error", facts.first_error_line or ""),
+        ("Exception", " ".join(filter(None, [facts.exception_class, facts.exception_message]))),
+        ("Root cause", " ".join(filter(None, [facts.root_cause_class, facts.root_cause_message]))
+         if facts.root_cause_class != facts.exception_class else ""),
+        ("Exit code", "" if facts.exit_code is None else str(facts.exit_code)),
+        ("Plugins named in the log", ", ".join(f"{pid} {v}" for pid, v in plugins[:MAX_PLUGINS_IN_PROMPT])),
+    ]
+    return "\n".join(f"{name}: {value}" for name, value in rows if value)
+
+
+def shorten_excerpt(excerpt: str, chars: int) -> str:
+    """The excerpt's head and tail, `chars` in all: the first error is near the head, the end of the run at the
+    tail."""
+    if len(excerpt) <= chars:
+        return excerpt
+    half = chars // 2
+    return f"{excerpt[:half]}\n[... cut to fit the context window ...]\n{excerpt[-half:]}"
+
+
+def explain_messages(facts: LogFacts, query: BuildQuery, excerpt: str, passages: list[Passage]) -> list[Message]:
+    user = f"Facts extracted from the console log:\n{facts_block(facts, query)}"
+    if excerpt:
+        user += f"\n\nLog excerpt:\n```\n{excerpt}\n```"
+    if passages:
+        user += f"\n\nDocumentation passages:\n{passages_block(passages)}"
+    user += "\n\nWhy did this build fail, and how do I fix it?"
+    return [{"role": "system", "content": EXPLAIN_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+class BuildLogExplainer:
+    """ExplainBuildLog's core, on the inference core's model, index and slots."""
+
+    def __init__(self, core: InferenceCore, settings: BuildLogSettings) -> None:
+        self.core = core
+        self.settings = settings
+
+    def _validate(self, query: BuildQuery) -> None:
+        if not isinstance(query.log, bytes | bytearray):
+            raise InvalidInput("log must be bytes")
+        if not query.log.strip():
+            raise InvalidInput("console log is empty")
+        check_size(query.log, self.settings)  # refused, not cut: the caller knows best which tail to send
+        refuse_binary(bytes(query.log))
+        if len(query.job_name) > MAX_JOB_NAME_CHARS or not query.job_name.isprintable():
+            raise InvalidInput(f"job_name must be at most {MAX_JOB_NAME_CHARS} printable characters")
+        if query.build_number < 0:
+            raise InvalidInput("build_number must be 0 (unknown) or positive")
+        if len(query.jenkins_version) > MAX_VERSION_CHARS or not query.jenkins_version.isprintable():
+            raise InvalidInput(f"jenkins_version must be at most {MAX_VERSION_CHARS} printable characters")
+        if len(query.plugins) > MAX_PLUGINS:
+            raise InvalidInput(f"{len(query.plugins)} plugins; the limit is {MAX_PLUGINS}")
+        for pid, version in query.plugins:
+            if not pid or any(len(x) > MAX_PLUGIN_FIELD_CHARS or not x.isprintable() for x in (pid, version)):
+                raise InvalidInput(f"each plugin needs a plugin_id, and plugin_id and version of at most "
+                                   f"{MAX_PLUGIN_FIELD_CHARS} printable characters")
+        if len(query.owner) > MAX_OWNER_CHARS or (query.owner and not query.owner.isprintable()):
+            raise InvalidInput(f"owner must be at most {MAX_OWNER_CHARS} printable characters")
+        self.core.validate_options(query.options)
+
+    def _build_prompt(self, facts: LogFacts, query: BuildQuery, passages: list[Passage],
+                      max_tokens: int) -> tuple[Prompt, int, int]:
+        """The prompt, how many passages it kept and how much of the excerpt: the excerpt is halved down to
+        MIN_EXCERPT_CHARS first (the facts carry the key lines), then passages go, then the excerpt."""
+        model = self.core.model
+        passages = list(passages)
+        excerpt = facts.excerpt
+        wanted_room = min(max_tokens, model.n_ctx // 4)
+        while True:
+            prompt = model.prepare(explain_messages(facts, query, excerpt, passages))
+            if prompt.n_tokens + wanted_room <= model.n_ctx:
+                break
+            if len(excerpt) > MIN_EXCERPT_CHARS * 2:
+                excerpt = shorten_excerpt(excerpt, len(excerpt) // 2)
+            elif passages:
+                passages.pop()
+            elif excerpt:
+                excerpt = ""
+            else:
+                break  # the facts alone: model.fit refuses if even they leave no room
+        return prompt, len(passages), len(excerpt)
+
+    async def explain(self, query: BuildQuery) -> AsyncIterator[ExplainEvent]:
+        self._validate(query)
+        core = self.core
+        started = time.perf_counter()
+        options = query.options
+        # The CPU-bound part (a 5 MB log: a second or so) stays off the event loop.
+        facts = await asyncio.to_thread(extract, bytes(query.log), self.settings)
+        query.log = b""  # the unmasked log is not kept beyond extraction
+        warnings: list[str] = []
+        if facts.truncated:
+            warnings.append(f"the log was read from its last {self.settings.max_log_bytes} bytes")
+        turn = core.turn()
+        finished = False
+        try:
+            search = retrieval_query(facts)
+            hits: list[Hit] = []
+            retrieval_ms = 0.0
+            if core.index is not None and not options.disable_retrieval:
+                k = options.retrieval_k or core.settings.retrieval_k
+                hits, retrieval_ms = await asyncio.to_thread(core.index.timed_search, search, k)
+                metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
+            elif core.index is None and not options.disable_retrieval:
+                warnings.append("no retrieval index loaded: explained without documentation")
+            passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+            max_tokens = options.max_tokens or core.settings.default_max_tokens
+            prompt, used_passages, excerpt_chars = await asyncio.to_thread(
+                self._build_prompt, facts, query, passages, max_tokens)
+            if used_passages < len(passages):
+                warnings.append(f"context window: used {used_passages} of {len(passages)} passages")
+            if excerpt_chars < len(facts.excerpt):
+                warnings.append(f"context window: the model saw {excerpt_chars} of the excerpt's "
+                                f"{len(facts.excerpt)} characters")
+            params = core._sampling(options, core.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
+            answer_id = uuid.uuid4().hex
+            sources: list[SourceRef] = sources_from_passages(hits[:used_passages], passages[:used_passages],
+                                                             core.settings.snippet_chars)
+            answer = AnswerMetadata(answer_id=answer_id, standalone_question=search, history_turns_used=0,
+                                    memory_available=core.memory is not None, warnings=warnings,
+                                    model=core.model.name)
+            yield ExplainMetadata(answer=answer, facts=facts, fingerprint=fingerprint(facts))
+            yield SourceList(sources)
+
+            out = Generated()
+            async with contextlib.aclosing(core.generate(turn, prompt, params, out)) as deltas:
+                async for delta in deltas:
+                    yield delta
+            assert out.result is not None
+            # An explanation can be rated like an answer (SubmitFeedback with no session).
+            core._remember_answer(answer_id, ChatQuery(question="", owner=query.owner))
+            usage = core._usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
+            metrics.ANSWERS.labels(out.result.finish_reason).inc()
+            finished = True
+            yield Finished(finish_reason=out.result.finish_reason, usage=usage)
+        except (GeneratorExit, asyncio.CancelledError):
+            if not finished:
+                metrics.ANSWERS.labels("cancelled").inc()
+            raise
+        except Exception:
+            metrics.ANSWERS.labels("error").inc()
+            raise
+        finally:
+            turn.close()
+
+    async def explain_whole(self, query: BuildQuery) -> tuple[ExplainMetadata, str, list[SourceRef], Finished]:
+        """The whole explanation of `explain`, collected."""
+        metadata, parts, sources, finished = None, [], [], None
+        async for event in self.explain(query):
+            if isinstance(event, ExplainMetadata):
+                metadata = event
+            elif isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, SourceList):
+                sources = event.sources
+            else:
+                finished = event
+        assert metadata is not None and finished is not None
+        return metadata, "".join(parts), sources, finished
