@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2
 from tests.build_log.conftest import MANIFEST, read_log
-from tests.inference.fixtures import BUILD_LOG_LIMIT_BYTES
+from tests.inference.fixtures import BUILD_LOG_LIMIT_BYTES, scrape_metric, wait_for_metric
 
 LOG_NAME = "maven_compile_error.log"
 # Planted next to the fixture's own secret (a password in a repository URL): a GitHub token in a header.
@@ -93,6 +93,25 @@ def test_a_text_log_with_invalid_utf8_is_explained_with_the_bytes_replaced(chann
         log=log, owner="tester", options=common_pb2.GenerationOptions(max_tokens=4, disable_retrieval=True)),
         metadata=auth)
     assert reply.metadata.facts.signature_id == MANIFEST[LOG_NAME]["signature_id"]
+
+
+def test_cancel_mid_explanation_frees_the_only_slot(channel, auth, inference_process):
+    stub = build_log_pb2_grpc.BuildLogServiceStub(channel)
+    cancelled_before = scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
+                                     'finish_reason="cancelled"')
+    long = common_pb2.GenerationOptions(max_tokens=1000, temperature=0.7, seed=5, retrieval_k=1)
+    call = stub.ExplainBuildLog(build_log_pb2.ExplainBuildLogRequest(log=read_log(LOG_NAME), options=long),
+                                metadata=auth)
+    for event in call:
+        if event.WhichOneof("event") == "delta":
+            break
+    call.cancel()
+    assert wait_for_metric(inference_process, "jenkins_assistant_inference_active_slots", "", 0.0) == 0.0
+    assert scrape_metric(inference_process, "jenkins_assistant_inference_answers_total",
+                         'finish_reason="cancelled"') == cancelled_before + 1
+    # The slot serves the next explanation.
+    events = list(stub.ExplainBuildLog(request(read_log(LOG_NAME)), metadata=auth))
+    assert events[-1].WhichOneof("event") == "finished"
 
 
 @pytest.mark.parametrize(
