@@ -27,6 +27,7 @@ from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, inference_pb
 log = logging.getLogger(__name__)
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
 BUILD_LOG_SERVICE_NAME = build_log_pb2.DESCRIPTOR.services_by_name["BuildLogService"].full_name
+LOG_MESSAGE_MARGIN_BYTES = 1024 * 1024
 
 
 def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> InferenceCore:
@@ -101,7 +102,7 @@ class _DeferredBuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):
 
 
 def build_inference_server(
-    settings: InferenceSettings,
+    settings: InferenceSettings, build_log_settings: BuildLogSettings,
 ) -> tuple[GrpcServer, _DeferredServicer, _DeferredBuildLogServicer]:
     deferred = _DeferredServicer()
     deferred_build_log = _DeferredBuildLogServicer()
@@ -113,12 +114,17 @@ def build_inference_server(
         build_log_pb2_grpc.add_BuildLogServiceServicer_to_server(deferred_build_log, server)
         return [SERVICE_NAME, BUILD_LOG_SERVICE_NAME]
 
-    return build_server(settings, "inference", register), deferred, deferred_build_log
+    # A console log travels in one request: the transport must take a log up to the explain limit (5 MB by
+    # default, over gRPC's 4 MB), plus a margin so that a log a little over the limit reaches the explainer and
+    # gets INVALID_ARGUMENT naming the limit instead of the transport's RESOURCE_EXHAUSTED.
+    message_bytes = max(settings.max_message_bytes, build_log_settings.max_log_bytes + LOG_MESSAGE_MARGIN_BYTES)
+    server_settings = settings.model_copy(update={"max_message_bytes": message_bytes})
+    return build_server(server_settings, "inference", register), deferred, deferred_build_log
 
 
 async def run(settings: InferenceSettings) -> None:
-    grpc_server, deferred, deferred_build_log = build_inference_server(settings)
     build_log_settings = BuildLogSettings()  # BUILD_LOG_* (max_log_bytes ...), read at start like the rest
+    grpc_server, deferred, deferred_build_log = build_inference_server(settings, build_log_settings)
     core: InferenceCore | None = None
     watch: asyncio.Task | None = None
 

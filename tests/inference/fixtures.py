@@ -35,7 +35,8 @@ TEST_TOKEN = "inference-test-token"
 # its own name. TEST_TOKEN is the single shared token, trusted as it always was.
 BOUND_CLIENT, BOUND_TOKEN = "cli", "inference-cli-token"
 # The console log limit of the inference process (BUILD_LOG_MAX_LOG_BYTES).
-BUILD_LOG_LIMIT_BYTES = 65536
+# Over gRPC's default 4 MiB message limit, so the over-limit test also proves the server takes such a request.
+BUILD_LOG_LIMIT_BYTES = 4_718_592
 
 
 def labelled_urls() -> set[str]:
@@ -94,8 +95,8 @@ def inference_process(sample_index: Path, memory_process: ServiceProcess,
         "INFERENCE_RETRIEVAL_K": "3",
         "INFERENCE_DEFAULT_MAX_TOKENS": "48",
         "INFERENCE_GRACE_S": "1",
-        # ExplainBuildLog: a small log limit, so the over-limit path needs no 5 MB request (the fixture logs are
-        # under 8 KB), and a short excerpt, so an explanation's prompt stays quick on 2 cores.
+        # ExplainBuildLog: a log limit (4.5 MiB) just over gRPC's default message size, and a short excerpt, so an
+        # explanation's prompt stays quick on 2 cores.
         "BUILD_LOG_MAX_LOG_BYTES": str(BUILD_LOG_LIMIT_BYTES),
         "BUILD_LOG_MAX_EXCERPT_CHARS": "3000",
     }
