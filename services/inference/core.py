@@ -134,6 +134,23 @@ def sources_from_passages(hits: list[Hit], passages: list[Passage], snippet_char
     ]
 
 
+async def collect(events: AsyncIterator) -> tuple[Any, str, list[SourceRef], Finished]:
+    """A whole answer from its stream of events: its metadata (whatever kind of answer it describes), text,
+    sources and finish event."""
+    metadata, parts, sources, finished = None, [], [], None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, SourceList):
+            sources = event.sources
+        elif isinstance(event, Finished):
+            finished = event
+        else:
+            metadata = event
+    assert metadata is not None and finished is not None
+    return metadata, "".join(parts), sources, finished
+
+
 class _SlotLease:
     """A slot held by one answer; its work runs on the generation executor, and the slot goes back to the
     pool only after the last piece of work on it has finished (even if the answer was abandoned)."""
@@ -337,7 +354,7 @@ class InferenceCore:
                 break
         return prompt, len(passages), len(history)
 
-    def _sampling(self, options: ChatOptions, max_tokens: int, stop: list[str]) -> SamplingParams:
+    def sampling(self, options: ChatOptions, max_tokens: int, stop: list[str]) -> SamplingParams:
         s = self.settings
         return SamplingParams(
             max_tokens=max_tokens,
@@ -383,6 +400,20 @@ class InferenceCore:
         return _SlotLease(self.pool, slot, self._executor), (time.perf_counter() - waiting_from) * 1000
 
     # ------------------------------------------------------------------ turns and generation (chat, explain)
+    async def retrieve(self, text: str, options: ChatOptions, warnings: list[str],
+                       done: str) -> tuple[list[Hit], list[Passage], float]:
+        """The passages for `text` (none when retrieval is off or no index is loaded, with a warning saying the
+        answer was `done` without documentation) and the retrieval time in ms."""
+        if options.disable_retrieval:
+            return [], [], 0.0
+        if self.index is None:
+            warnings.append(f"no retrieval index loaded: {done} without documentation")
+            return [], [], 0.0
+        hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, text,
+                                                     options.retrieval_k or self.settings.retrieval_k)
+        metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
+        return hits, [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits], retrieval_ms
+
     def turn(self) -> _Turn:
         """Admits one answer (raises Overloaded when the queue is full); close it in a `finally`."""
         return _Turn(self)
@@ -429,15 +460,7 @@ class InferenceCore:
                 # (giving it back for the ~20 ms of retrieval would send the chat to the back of the queue).
                 await turn.take_slot()
             standalone = await self._standalone(turn.lease, query, history)
-            hits: list[Hit] = []
-            retrieval_ms = 0.0
-            if self.index is not None and not options.disable_retrieval:
-                k = options.retrieval_k or self.settings.retrieval_k
-                hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, standalone, k)
-                metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
-            elif self.index is None and not options.disable_retrieval:
-                warnings.append("no retrieval index loaded: answered without documentation")
-            passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+            hits, passages, retrieval_ms = await self.retrieve(standalone, options, warnings, "answered")
             max_tokens = options.max_tokens or self.settings.default_max_tokens
             # Tokenizing needs no slot: the vocabulary is read-only state shared by the contexts.
             prompt, used_passages, used_history = await asyncio.to_thread(
@@ -447,7 +470,7 @@ class InferenceCore:
                 warnings.append(f"context window: used {used_passages} of {len(passages)} passages")
             if used_history < len(history):
                 warnings.append(f"context window: used {used_history} of {len(history)} past exchanges")
-            params = self._sampling(options, self.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
+            params = self.sampling(options, self.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
             answer_id = uuid.uuid4().hex
             sources = sources_from_passages(hits[:used_passages], passages[:used_passages], self.settings.snippet_chars)
             yield AnswerMetadata(answer_id=answer_id, standalone_question=standalone, history_turns_used=used_history,
@@ -460,8 +483,8 @@ class InferenceCore:
                 async for delta in deltas:
                     yield delta
             assert out.result is not None
-            self._remember_answer(answer_id, query)
-            usage = self._usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
+            self.remember_answer(answer_id, query)
+            usage = self.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
             metrics.ANSWERS.labels(out.result.finish_reason).inc()
             finished = True  # a client leaving while the exchange is stored has had its whole answer
             finish_warnings: list[str] = []
@@ -481,20 +504,9 @@ class InferenceCore:
 
     async def ask(self, query: ChatQuery) -> tuple[AnswerMetadata, str, list[SourceRef], Finished]:
         """The whole answer of `chat`, collected."""
-        metadata, parts, sources, finished = None, [], [], None
-        async for event in self.chat(query):
-            if isinstance(event, AnswerMetadata):
-                metadata = event
-            elif isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, SourceList):
-                sources = event.sources
-            else:
-                finished = event
-        assert metadata is not None and finished is not None
-        return metadata, "".join(parts), sources, finished
+        return await collect(self.chat(query))
 
-    def _usage(self, result: GenerationResult, started: float, first_delta_at: float | None,
+    def usage(self, result: GenerationResult, started: float, first_delta_at: float | None,
                retrieval_ms: float, queue_ms: float) -> Usage:
         ended = time.perf_counter()
         decode_s = result.generation_s - result.time_to_first_token_s
@@ -509,7 +521,7 @@ class InferenceCore:
                      total_ms=(ended - started) * 1000, queue_ms=queue_ms)
 
     # ------------------------------------------------------------------ feedback and info
-    def _remember_answer(self, answer_id: str, query: ChatQuery) -> None:
+    def remember_answer(self, answer_id: str, query: ChatQuery) -> None:
         self._recent[answer_id] = (query.session_id, query.owner)
         while len(self._recent) > RECENT_ANSWERS:
             self._recent.popitem(last=False)

@@ -31,10 +31,10 @@ from jenkins_assistant.inference.core import (
     InferenceCore,
     SourceList,
     TextDelta,
+    collect,
     sources_from_passages,
 )
 from jenkins_assistant.inference.model import Prompt
-from jenkins_assistant.inference.retrieval.index import Hit
 from jenkins_assistant.inference.templates import Message
 
 EXPLAIN_SYSTEM_PROMPT = (
@@ -210,15 +210,7 @@ class BuildLogExplainer:
         finished = False
         try:
             search = retrieval_query(facts)
-            hits: list[Hit] = []
-            retrieval_ms = 0.0
-            if core.index is not None and not options.disable_retrieval:
-                k = options.retrieval_k or core.settings.retrieval_k
-                hits, retrieval_ms = await asyncio.to_thread(core.index.timed_search, search, k)
-                metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
-            elif core.index is None and not options.disable_retrieval:
-                warnings.append("no retrieval index loaded: explained without documentation")
-            passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+            hits, passages, retrieval_ms = await core.retrieve(search, options, warnings, "explained")
             max_tokens = options.max_tokens or core.settings.default_max_tokens
             prompt, used_passages, excerpt_chars = await asyncio.to_thread(
                 self._build_prompt, facts, query, passages, max_tokens)
@@ -227,7 +219,7 @@ class BuildLogExplainer:
             if excerpt_chars < len(facts.excerpt):
                 warnings.append(f"context window: the model saw {excerpt_chars} of the excerpt's "
                                 f"{len(facts.excerpt)} characters")
-            params = core._sampling(options, core.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
+            params = core.sampling(options, core.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
             answer_id = uuid.uuid4().hex
             sources: list[SourceRef] = sources_from_passages(hits[:used_passages], passages[:used_passages],
                                                              core.settings.snippet_chars)
@@ -243,8 +235,8 @@ class BuildLogExplainer:
                     yield delta
             assert out.result is not None
             # An explanation can be rated like an answer (SubmitFeedback with no session).
-            core._remember_answer(answer_id, ChatQuery(question="", owner=query.owner))
-            usage = core._usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
+            core.remember_answer(answer_id, ChatQuery(question="", owner=query.owner))
+            usage = core.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
             metrics.ANSWERS.labels(out.result.finish_reason).inc()
             finished = True
             yield Finished(finish_reason=out.result.finish_reason, usage=usage)
@@ -260,15 +252,4 @@ class BuildLogExplainer:
 
     async def explain_whole(self, query: BuildQuery) -> tuple[ExplainMetadata, str, list[SourceRef], Finished]:
         """The whole explanation of `explain`, collected."""
-        metadata, parts, sources, finished = None, [], [], None
-        async for event in self.explain(query):
-            if isinstance(event, ExplainMetadata):
-                metadata = event
-            elif isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, SourceList):
-                sources = event.sources
-            else:
-                finished = event
-        assert metadata is not None and finished is not None
-        return metadata, "".join(parts), sources, finished
+        return await collect(self.explain(query))

@@ -6,7 +6,8 @@ A request's `owner` counts only from a client trusted to assert owners; any othe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from jenkins_assistant.build_log import LogFacts
 from jenkins_assistant.common.clients import current_client, owner_for
@@ -71,22 +72,25 @@ def finished_to_pb(f: Finished) -> common_pb2.AnswerFinished:
     )
 
 
+def event_fields(event, metadata_to_pb: Callable[[Any], Any]) -> dict[str, Any]:
+    """The oneof field of a streamed answer's response (Chat and ExplainBuildLog share the event kinds; only
+    their metadata differs)."""
+    if isinstance(event, TextDelta):
+        return {"delta": common_pb2.TextDelta(text=event.text)}
+    if isinstance(event, SourceList):
+        return {"sources": common_pb2.SourceList(sources=[s.to_pb() for s in event.sources])}
+    if isinstance(event, Finished):
+        return {"finished": finished_to_pb(event)}
+    return {"metadata": metadata_to_pb(event)}
+
+
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self, core: InferenceCore) -> None:
         self._core = core
 
     async def Chat(self, request, context) -> AsyncIterator[inference_pb2.ChatResponse]:
         async for event in self._core.chat(query_from_pb(request)):
-            if isinstance(event, TextDelta):
-                yield inference_pb2.ChatResponse(delta=common_pb2.TextDelta(text=event.text))
-            elif isinstance(event, AnswerMetadata):
-                yield inference_pb2.ChatResponse(metadata=metadata_to_pb(event))
-            elif isinstance(event, SourceList):
-                yield inference_pb2.ChatResponse(
-                    sources=common_pb2.SourceList(sources=[s.to_pb() for s in event.sources])
-                )
-            elif isinstance(event, Finished):
-                yield inference_pb2.ChatResponse(finished=finished_to_pb(event))
+            yield inference_pb2.ChatResponse(**event_fields(event, metadata_to_pb))
 
     async def Ask(self, request, context) -> inference_pb2.AskResponse:
         metadata, text, sources, finished = await self._core.ask(query_from_pb(request))
@@ -141,16 +145,7 @@ class BuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):
 
     async def ExplainBuildLog(self, request, context) -> AsyncIterator[build_log_pb2.ExplainBuildLogResponse]:
         async for event in self._explainer.explain(build_query_from_pb(request)):
-            if isinstance(event, TextDelta):
-                yield build_log_pb2.ExplainBuildLogResponse(delta=common_pb2.TextDelta(text=event.text))
-            elif isinstance(event, ExplainMetadata):
-                yield build_log_pb2.ExplainBuildLogResponse(metadata=explain_metadata_to_pb(event))
-            elif isinstance(event, SourceList):
-                yield build_log_pb2.ExplainBuildLogResponse(
-                    sources=common_pb2.SourceList(sources=[s.to_pb() for s in event.sources])
-                )
-            elif isinstance(event, Finished):
-                yield build_log_pb2.ExplainBuildLogResponse(finished=finished_to_pb(event))
+            yield build_log_pb2.ExplainBuildLogResponse(**event_fields(event, explain_metadata_to_pb))
 
     async def GetBuildLogExplanation(self, request, context) -> build_log_pb2.GetBuildLogExplanationResponse:
         metadata, text, sources, finished = await self._explainer.explain_whole(build_query_from_pb(request))
