@@ -27,7 +27,9 @@ from pathlib import Path
 
 # The scope of clients trusted to say which user a request is for (they authenticate their users themselves).
 ASSERT_OWNER = "assert-owner"
-SCOPES = frozenset({ASSERT_OWNER})
+# The scope of clients that may read every user's rated answers (the dataset export): questions are personal data.
+EXPORT_FEEDBACK = "export-feedback"
+SCOPES = frozenset({ASSERT_OWNER, EXPORT_FEEDBACK})
 SHARED_CLIENT = "shared"
 CLIENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -44,6 +46,10 @@ class Client:
     @property
     def may_assert_owner(self) -> bool:
         return ASSERT_OWNER in self.scopes
+
+    @property
+    def may_export_feedback(self) -> bool:
+        return EXPORT_FEEDBACK in self.scopes
 
 
 # The authenticated caller of the current call; None when the server runs without auth (development).
@@ -99,5 +105,6 @@ def configured_clients(token: str | None, clients_file: str) -> list[Client]:
     if token:
         if SHARED_CLIENT in {c.name for c in clients}:
             raise ValueError(f"{clients_file}: the name {SHARED_CLIENT!r} is the single auth token's")
-        clients.append(Client(SHARED_CLIENT, token_sha256(token), frozenset({ASSERT_OWNER})))
+        # Whoever holds the shared token may already act for every user, so it may export their ratings too.
+        clients.append(Client(SHARED_CLIENT, token_sha256(token), frozenset({ASSERT_OWNER, EXPORT_FEEDBACK})))
     return clients

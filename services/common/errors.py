@@ -37,6 +37,12 @@ class Unauthenticated(ServiceError):
     status_code_name = "UNAUTHENTICATED"
 
 
+class PermissionDenied(ServiceError):
+    """The caller is known but its credential lacks the scope this call needs."""
+
+    status_code_name = "PERMISSION_DENIED"
+
+
 class FailedPrecondition(ServiceError):
     status_code_name = "FAILED_PRECONDITION"
 

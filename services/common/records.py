@@ -1,6 +1,7 @@
 """Plain record types shared by the services, with their protobuf and JSONL forms.
 
-`CorpusDocument` is the in-memory form of `jenkins_assistant.v1.Document`. The document corpus on
+`AnswerRecord` and `AnswerFeedback` are what the memory service keeps of a finished answer and its rating (inference
+writes them, the dataset export reads them). `CorpusDocument` is the in-memory form of `jenkins_assistant.v1.Document`. The document corpus on
 disk is JSONL with one Document per line in protobuf's JSON mapping (camelCase keys), so any
 protobuf runtime (the Jenkins plugin's Java one included) can read it.
 """
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from jenkins_assistant.common.files import atomic_open
-from jenkins_assistant.v1 import common_pb2
+from jenkins_assistant.v1 import common_pb2, memory_pb2
 
 # SourceKind names without the enum prefix, as used in CSVs and metadata ("jenkins_docs", ...).
 SOURCE_KINDS = tuple(
@@ -141,3 +143,103 @@ class SourceRef:
             url=source.url, title=source.title, snippet=source.snippet, score=source.score, license=source.license,
             citation=source.citation, section=source.section, passage=source.passage,
         )
+
+
+RATINGS = ("helpful", "not_helpful")
+FINISH_REASONS = ("stop", "length", "cancelled")
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_s", "retrieval_ms",
+                "total_ms", "queue_ms")
+
+
+def _seconds(stamp: Timestamp, present: bool) -> float:
+    return stamp.seconds + stamp.nanos / 1e9 if present else 0.0
+
+
+def _stamp(unix_s: float) -> Timestamp:
+    stamp = Timestamp()
+    # Clamped into what a Timestamp holds (up to 9999-12-31), so a stored value can never make a read fail.
+    stamp.FromNanoseconds(int(min(max(unix_s, 0.0), 253_402_300_799) * 1e9))
+    return stamp
+
+
+def rating_to_pb(rating: str) -> int:
+    return common_pb2.Rating.Value("RATING_" + rating.upper()) if rating in RATINGS else common_pb2.RATING_UNSPECIFIED
+
+
+def rating_from_pb(value: int) -> str:
+    """'helpful', 'not_helpful', or '' for RATING_UNSPECIFIED (or a value this build does not know)."""
+    name = common_pb2.Rating.Name(value) if value in common_pb2.Rating.values() else "RATING_UNSPECIFIED"
+    return "" if name == "RATING_UNSPECIFIED" else name.removeprefix("RATING_").lower()
+
+
+def finish_reason_to_pb(reason: str) -> int:
+    return common_pb2.FinishReason.Value("FINISH_REASON_" + reason.upper()) if reason in FINISH_REASONS else 0
+
+
+def finish_reason_from_pb(value: int) -> str:
+    return {1: "stop", 2: "length", 3: "cancelled"}.get(value, "")
+
+
+@dataclass
+class AnswerRecord:
+    """A finished answer as it was given (the domain form of `jenkins_assistant.v1.AnswerRecord`)."""
+
+    answer_id: str
+    question: str
+    answer_text: str
+    session_id: str = ""
+    owner: str = ""
+    kind: str = "chat"  # "chat" (Chat, Ask) or "explain"
+    standalone_question: str = ""
+    source_urls: list[str] = field(default_factory=list)
+    model: str = ""
+    model_quant: str = ""
+    corpus_sha256: str = ""
+    finish_reason: str = ""  # one of FINISH_REASONS, "" = unknown
+    usage: dict[str, float] = field(default_factory=dict)  # USAGE_FIELDS -> value
+    asked_at: float = 0.0  # Unix seconds; 0 = unknown
+    answered_at: float = 0.0
+
+    def to_pb(self) -> memory_pb2.AnswerRecord:
+        return memory_pb2.AnswerRecord(
+            answer_id=self.answer_id, session_id=self.session_id, owner=self.owner, kind=self.kind,
+            question=self.question, standalone_question=self.standalone_question, answer_text=self.answer_text,
+            source_urls=self.source_urls, model=self.model, model_quant=self.model_quant,
+            corpus_sha256=self.corpus_sha256, finish_reason=finish_reason_to_pb(self.finish_reason),
+            usage=common_pb2.Usage(**{k: v for k, v in self.usage.items() if k in USAGE_FIELDS}),
+            asked_at=_stamp(self.asked_at), answered_at=_stamp(self.answered_at),
+        )
+
+    @classmethod
+    def from_pb(cls, record: memory_pb2.AnswerRecord) -> AnswerRecord:
+        usage = {name: getattr(record.usage, name) for name in USAGE_FIELDS}
+        return cls(
+            answer_id=record.answer_id, session_id=record.session_id, owner=record.owner, kind=record.kind,
+            question=record.question, standalone_question=record.standalone_question,
+            answer_text=record.answer_text, source_urls=list(record.source_urls), model=record.model,
+            model_quant=record.model_quant, corpus_sha256=record.corpus_sha256,
+            finish_reason=finish_reason_from_pb(record.finish_reason),
+            usage={k: v for k, v in usage.items() if v},
+            asked_at=_seconds(record.asked_at, record.HasField("asked_at")),
+            answered_at=_seconds(record.answered_at, record.HasField("answered_at")),
+        )
+
+
+@dataclass
+class AnswerFeedback:
+    """A user's rating of an answer (the domain form of `jenkins_assistant.v1.AnswerFeedback`)."""
+
+    rating: str  # one of RATINGS
+    comment: str = ""
+    corrected_answer: str = ""
+    rated_at: float = 0.0  # Unix seconds, set by the memory service
+
+    def to_pb(self) -> memory_pb2.AnswerFeedback:
+        return memory_pb2.AnswerFeedback(rating=rating_to_pb(self.rating), comment=self.comment,
+                                         corrected_answer=self.corrected_answer, rated_at=_stamp(self.rated_at))
+
+    @classmethod
+    def from_pb(cls, feedback: memory_pb2.AnswerFeedback) -> AnswerFeedback:
+        return cls(rating=rating_from_pb(feedback.rating), comment=feedback.comment,
+                   corrected_answer=feedback.corrected_answer,
+                   rated_at=_seconds(feedback.rated_at, feedback.HasField("rated_at")))

@@ -1,7 +1,8 @@
 """gRPC transport of the memory service: protobuf <-> domain objects, nothing else.
 
 A request's `owner` counts only from a client trusted to assert owners; any other client's owner is its own name
-(`jenkins_assistant.common.clients.owner_for`).
+(`jenkins_assistant.common.clients.owner_for`). Listing every user's rated answers needs the export-feedback scope
+(when the server checks credentials at all).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jenkins_assistant.common.clients import current_client, owner_for
-from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.common.errors import PermissionDenied
+from jenkins_assistant.common.records import AnswerFeedback, AnswerRecord, SourceRef
 from jenkins_assistant.memory.core import MemoryStore, Turn
 from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
 
@@ -68,3 +70,25 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
     async def ClearSession(self, request, context):
         deleted = await self.store.clear(_owner(request), request.session_id)
         return memory_pb2.ClearSessionResponse(deleted_turns=deleted)
+
+    async def RecordAnswer(self, request, context):
+        record = AnswerRecord.from_pb(request.answer)
+        record.owner = _owner(request.answer)
+        created, ttl_s = await self.store.record_answer(record)
+        return memory_pb2.RecordAnswerResponse(created=created, ttl_s=ttl_s)
+
+    async def RateAnswer(self, request, context):
+        model, ttl_s = await self.store.rate_answer(request.answer_id, request.session_id, _owner(request),
+                                                    AnswerFeedback.from_pb(request.feedback))
+        return memory_pb2.RateAnswerResponse(model=model, ttl_s=ttl_s)
+
+    async def ListRatedAnswers(self, request, context):
+        client = current_client()
+        if client is not None and not client.may_export_feedback:
+            raise PermissionDenied(f"client {client.name!r} lacks the export-feedback scope needed to list ratings")
+        rated, next_token = await self.store.list_rated(request.page_size, request.page_token)
+        return memory_pb2.ListRatedAnswersResponse(
+            answers=[memory_pb2.RatedAnswer(answer=answer.to_pb(), feedback=feedback.to_pb())
+                     for answer, feedback in rated],
+            next_page_token=next_token,
+        )
