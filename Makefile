@@ -23,17 +23,20 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_WHEELS := $(HOME)/.cache/jenkins-assistant/wheels/llama-cpp-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
-.PHONY: setup system-packages protos index lint test run ui eval eval-smoke bench clean
+.PHONY: setup system-packages protos java-stubs java-client index lint test run ui eval eval-smoke bench clean
 
 setup: $(VENV)/.installed system-packages
 
-# redis-server (memory service and tests), chromium + chromium-driver (the chat page's browser test);
-# installed when missing and we may use apt.
+# redis-server (memory service and tests), chromium + chromium-driver (the chat page's browser test), and the
+# Java client's toolchain (JAVA_PACKAGES); installed when missing and we may use apt.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	for package in $(JAVA_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Status}' $$package 2>/dev/null | grep -qx installed || missing="$$missing $$package"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -58,6 +61,29 @@ $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos
 
 protos: $(VENV)/.installed
 	$(BIN)/python protos/generate.py
+
+# The Java client (clients/java), built offline from Debian's Maven repository (/usr/share/maven-repo): JDK, Maven
+# and its compiler/jar/surefire plugins (maven-debian-helper gives /etc/maven/settings-debian.xml), grpc-java,
+# protobuf-java, JUnit 4, protoc and grpc-java's protoc plugin.
+JAVA_PACKAGES := default-jdk-headless maven maven-debian-helper libmaven-compiler-plugin-java libmaven-jar-plugin-java \
+  libmaven-resources-plugin-java libsurefire-java libgrpc-java libnetty-java libperfmark-java libprotobuf-java \
+  libgoogle-gson-java libanimal-sniffer-java libgoogle-common-protos-java libgeronimo-annotation-1.3-spec-java junit4 \
+  protobuf-compiler libprotobuf-dev protobuf-compiler-grpc-java-plugin
+JAVA_CLIENT := clients/java
+JAVA_STUBS := $(JAVA_CLIENT)/target/generated-sources/protoc
+MVN := mvn -o -q -s /etc/maven/settings-debian.xml -f $(JAVA_CLIENT)/pom.xml
+
+# Java stubs of every proto, as they are now (never committed): Debian's Maven has no protobuf plugin, so protoc
+# runs here and the pom compiles the folder. Emptied first so that a removed message leaves no stale class.
+java-stubs:
+	rm -rf $(JAVA_STUBS) && mkdir -p $(JAVA_STUBS)
+	protoc -I protos --plugin=protoc-gen-grpc-java=/usr/bin/grpc_java_plugin \
+	  --java_out=$(JAVA_STUBS) --grpc-java_out=$(JAVA_STUBS) protos/jenkins_assistant/v1/*.proto
+
+# The client jar (clients/java/target/*.jar). Its JUnit tests need running services, so here they are skipped;
+# make test runs them against real ones (tests/java/test_java_client.py).
+java-client: system-packages java-stubs
+	$(MVN) package
 
 # The full retrieval index over every source of the shared data (docs, blog, plugin docs and field help, plugin
 # wiki, Pipeline Steps Reference, update center, core help): for run/ui/bench. Long the first time on 2 cores
