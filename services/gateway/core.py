@@ -25,7 +25,7 @@ from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-RATINGS = {"helpful": inference_pb2.RATING_HELPFUL, "not_helpful": inference_pb2.RATING_NOT_HELPFUL}
+RATINGS = {"helpful": common_pb2.RATING_HELPFUL, "not_helpful": common_pb2.RATING_NOT_HELPFUL}
 
 
 def domain_error(exc: grpc.aio.AioRpcError, call: str) -> ServiceError:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jenkins_assistant.common.config import ServerSettings
 
@@ -197,3 +197,25 @@ class InferenceSettings(RetrievalSettings):
     @property
     def decode_permits(self) -> int:
         return self.concurrent_decodes or max(1, self.n_threads // self.slot_threads)
+
+
+class ExplanationCacheSettings(BaseSettings):
+    """The cache of build-log explanations (env prefix BUILD_LOG_CACHE_), keyed by the failure's fingerprint.
+
+    In Redis rather than in the process: explanations outlive a restart or a rollout, and every inference replica
+    reuses what another one explained. Redis is one endpoint, as for the memory service (redis://, rediss://,
+    unix://). The stored text and sources come from the masked facts only, never the raw log."""
+
+    model_config = SettingsConfigDict(env_prefix="BUILD_LOG_CACHE_", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field("", description="Redis holding the explanations, e.g. redis://redis:6379/1; empty = no "
+                                           "cache (every explanation is generated).")
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password, kept out of the URL (from a Secret in the chart); one in the URL wins.")
+    ttl_s: int = Field(7 * 24 * 3600, ge=1, le=365 * 24 * 3600,
+                       description="Seconds an explanation is reused after it was generated.")
+    timeout_s: float = Field(
+        0.5, gt=0, le=30,
+        description="Connect/read timeout of each cache call. A cache that does not answer in time counts as a "
+        "miss (the explanation is generated), so keep it short.")
+    key_prefix: str = Field("jenkins-assistant:explain", min_length=1, description="Namespace of the Redis keys.")

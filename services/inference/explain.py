@@ -5,6 +5,11 @@ else reads it: the model, the retrieval query, the warnings and the facts return
 and the raw log is dropped once extracted (never logged). The model gets the facts and the bounded excerpt, not the
 log. Generation is the chat's own (`InferenceCore.turn` / `generate`: admission, slots, cancellation, trimming), so
 an explanation queues, streams and stops exactly like an answer.
+
+With a cache (`explain_cache.ExplanationCache`, Redis), a failure whose fingerprint was explained before gets that
+explanation back at once: the facts are still extracted from this log (they are this build's), but there is no
+retrieval, no slot and no model call; the metadata says `reused`. Only explanations the model ended by itself are
+stored: one cut at max_tokens, cancelled or failed would be served incomplete for the whole TTL.
 """
 
 from __future__ import annotations
@@ -31,16 +36,25 @@ from jenkins_assistant.inference.core import (
     InferenceCore,
     SourceList,
     TextDelta,
+    Usage,
     collect,
     sources_from_passages,
 )
+from jenkins_assistant.inference.explain_cache import CachedExplanation, ExplanationCache
+from jenkins_assistant.inference.explain_sections import ExplanationSections, parse_explanation
 from jenkins_assistant.inference.model import Prompt
 from jenkins_assistant.inference.templates import Message
 
+# The three sections are what the structured result is parsed from (explain_sections.parse_explanation, which
+# also copes when a small model does not follow them); the shape is spelled out because a 135M-0.5B model copies
+# a template far more reliably than it follows a description of one.
 EXPLAIN_SYSTEM_PROMPT = (
     "You are Jenkins Assistant, an expert on the Jenkins automation server, its pipelines and plugins. "
     "A Jenkins build failed. From the facts extracted from its console log, the log excerpt and the numbered "
-    "documentation passages, explain in markdown and concisely: the probable cause, then the steps to fix it. "
+    "documentation passages, explain concisely why it failed and how to fix it, in exactly this markdown shape:\n"
+    "**Summary**: one sentence saying what failed.\n"
+    "**Probable cause**: why it failed.\n"
+    "**Fix**:\n1. first step\n2. next step\n"
     "Cite the passage a fact comes from as [1], [2]. Values shown as **** were secrets, masked on purpose. "
     "If the log does not show the cause, say so instead of guessing."
 )
@@ -69,6 +83,7 @@ class BuildQuery:
     plugins: list[tuple[str, str]] = field(default_factory=list)  # (plugin id, version)
     owner: str = ""
     options: ChatOptions = field(default_factory=ChatOptions)
+    refresh: bool = False  # generate even when the failure's explanation is cached (and replace it)
 
 
 @dataclass
@@ -76,6 +91,18 @@ class ExplainMetadata:
     answer: AnswerMetadata
     facts: LogFacts
     fingerprint: str
+    reused: bool = False  # the explanation is the cached one of an earlier build with the same fingerprint
+
+
+@dataclass
+class Explanation:
+    """A whole explanation: what the stream carries, collected, and its text parsed into sections."""
+
+    metadata: ExplainMetadata
+    text: str
+    sources: list[SourceRef]
+    finished: Finished
+    sections: ExplanationSections
 
 
 ExplainEvent = ExplainMetadata | SourceList | TextDelta | Finished
@@ -146,9 +173,10 @@ def explain_messages(facts: LogFacts, query: BuildQuery, excerpt: str, passages:
 class BuildLogExplainer:
     """ExplainBuildLog's core, on the inference core's model, index and slots."""
 
-    def __init__(self, core: InferenceCore, settings: BuildLogSettings) -> None:
+    def __init__(self, core: InferenceCore, settings: BuildLogSettings, cache: ExplanationCache | None = None) -> None:
         self.core = core
         self.settings = settings
+        self.cache = cache
 
     def _validate(self, query: BuildQuery) -> None:
         if not isinstance(query.log, bytes | bytearray):
@@ -206,6 +234,15 @@ class BuildLogExplainer:
         warnings: list[str] = []
         if facts.truncated:
             warnings.append(f"the log was read from its last {self.settings.max_log_bytes} bytes")
+        failure = fingerprint(facts)
+        cache_key = ""
+        if self.cache is not None:
+            cache_key = self.cache.key(failure, core.model.name, not options.disable_retrieval)
+            cached = None if query.refresh else await self.cache.get(cache_key)
+            if cached is not None:
+                async for event in self._reuse(cached, facts, failure, query, warnings, started):
+                    yield event
+                return
         turn = core.turn()
         finished = False
         try:
@@ -226,7 +263,7 @@ class BuildLogExplainer:
             answer = AnswerMetadata(answer_id=answer_id, standalone_question=search, history_turns_used=0,
                                     memory_available=core.memory is not None, warnings=warnings,
                                     model=core.model.name)
-            yield ExplainMetadata(answer=answer, facts=facts, fingerprint=fingerprint(facts))
+            yield ExplainMetadata(answer=answer, facts=facts, fingerprint=failure)
             yield SourceList(sources)
 
             out = Generated()
@@ -239,6 +276,11 @@ class BuildLogExplainer:
             usage = core.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
             metrics.ANSWERS.labels(out.result.finish_reason).inc()
             finished = True
+            if cache_key and out.result.finish_reason == "stop" and out.text.strip():
+                # Before the finish event: a client leaving once it has the whole text must not lose the entry.
+                await self.cache.put(cache_key, CachedExplanation(  # type: ignore[union-attr]
+                    text=out.text, sources=sources, model=core.model.name,
+                    completion_tokens=out.result.completion_tokens))
             yield Finished(finish_reason=out.result.finish_reason, usage=usage)
         except (GeneratorExit, asyncio.CancelledError):
             if not finished:
@@ -250,6 +292,26 @@ class BuildLogExplainer:
         finally:
             turn.close()
 
-    async def explain_whole(self, query: BuildQuery) -> tuple[ExplainMetadata, str, list[SourceRef], Finished]:
-        """The whole explanation of `explain`, collected."""
-        return await collect(self.explain(query))
+    async def _reuse(self, cached: CachedExplanation, facts: LogFacts, failure: str, query: BuildQuery,
+                     warnings: list[str], started: float) -> AsyncIterator[ExplainEvent]:
+        """The cached explanation as a stream of the usual events: this log's facts, the stored sources, the text in
+        one delta. No admission: nothing is generated, so a full queue does not delay it."""
+        core = self.core
+        answer_id = uuid.uuid4().hex
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(cached.explained_at))
+        warnings.append(f"reused the explanation generated on {when} for the same failure ({failure})")
+        answer = AnswerMetadata(answer_id=answer_id, standalone_question="", history_turns_used=0,
+                                memory_available=core.memory is not None, warnings=warnings,
+                                model=cached.model or core.model.name)
+        yield ExplainMetadata(answer=answer, facts=facts, fingerprint=failure, reused=True)
+        yield SourceList(cached.sources)
+        yield TextDelta(cached.text)
+        core.remember_answer(answer_id, ChatQuery(question="", owner=query.owner))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        yield Finished(finish_reason="stop", usage=Usage(time_to_first_token_ms=elapsed_ms, total_ms=elapsed_ms))
+
+    async def explain_whole(self, query: BuildQuery) -> Explanation:
+        """The whole explanation of `explain`, collected, with its sections parsed."""
+        metadata, text, sources, finished = await collect(self.explain(query))
+        return Explanation(metadata=metadata, text=text, sources=sources, finished=finished,
+                           sections=parse_explanation(text))

@@ -37,3 +37,8 @@ MEMORY_WRITES_IN_FLIGHT = Gauge(
     "Exchanges still being stored after their answer finished (memory slow or retrying).",
 )
 FEEDBACK = Counter("jenkins_assistant_inference_feedback_total", "Answer ratings received.", ["rating"])
+EXPLANATION_CACHE = Counter(
+    "jenkins_assistant_inference_explanation_cache_total",
+    "Build-log explanation cache lookups and writes: hit, miss, stored, error (Redis down or an unreadable entry).",
+    ["outcome"],
+)

@@ -16,10 +16,11 @@ import logging
 from jenkins_assistant.build_log import BuildLogSettings
 from jenkins_assistant.common.grpc_server import GrpcServer, build_server, serve_until_signal
 from jenkins_assistant.common.logging_setup import configure_logging
-from jenkins_assistant.inference.config import Engine, InferenceSettings
+from jenkins_assistant.inference.config import Engine, ExplanationCacheSettings, InferenceSettings
 from jenkins_assistant.inference.core import InferenceCore
 from jenkins_assistant.inference.engine import GenerationEngine
 from jenkins_assistant.inference.explain import BuildLogExplainer
+from jenkins_assistant.inference.explain_cache import ExplanationCache
 from jenkins_assistant.inference.memory_client import MemoryClient
 from jenkins_assistant.inference.servicer import BuildLogServicer, InferenceServicer
 from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, inference_pb2, inference_pb2_grpc
@@ -124,8 +125,10 @@ def build_inference_server(
 
 async def run(settings: InferenceSettings) -> None:
     build_log_settings = BuildLogSettings()  # BUILD_LOG_* (max_log_bytes ...), read at start like the rest
+    cache_settings = ExplanationCacheSettings()  # BUILD_LOG_CACHE_*: no Redis URL, no cache
     grpc_server, deferred, deferred_build_log = build_inference_server(settings, build_log_settings)
     core: InferenceCore | None = None
+    cache: ExplanationCache | None = None
     watch: asyncio.Task | None = None
 
     async def follow_upstream(model: GenerationEngine) -> None:
@@ -143,10 +146,14 @@ async def run(settings: InferenceSettings) -> None:
                 serving = now
 
     async def on_start() -> None:
-        nonlocal core, watch
+        nonlocal core, watch, cache
         core = await asyncio.to_thread(load_core, settings, memory_client(settings))
         deferred.servicer = InferenceServicer(core)
-        deferred_build_log.servicer = BuildLogServicer(BuildLogExplainer(core, build_log_settings))
+        # Not a readiness dependency: a cache that is down is a miss, and explanations are generated meanwhile.
+        cache = ExplanationCache.from_settings(cache_settings)
+        if cache is not None:
+            log.info("build-log explanations cached in Redis for %d s", cache_settings.ttl_s)
+        deferred_build_log.servicer = BuildLogServicer(BuildLogExplainer(core, build_log_settings, cache))
         if settings.engine is Engine.OPENAI:
             # An unreachable upstream is an outage to report, not a reason to exit: it may start after us.
             serving = await asyncio.to_thread(core.model.probe)
@@ -165,6 +172,8 @@ async def run(settings: InferenceSettings) -> None:
             watch.cancel()
         if core is not None:
             await core.close()
+        if cache is not None:
+            await cache.close()
 
     await serve_until_signal(grpc_server, settings, on_start=on_start, on_stop=on_stop)
 

@@ -28,7 +28,7 @@ _FINISH = {
     "length": common_pb2.FINISH_REASON_LENGTH,
     "cancelled": common_pb2.FINISH_REASON_CANCELLED,
 }
-_RATING = {inference_pb2.RATING_HELPFUL: "helpful", inference_pb2.RATING_NOT_HELPFUL: "not_helpful"}
+_RATING = {common_pb2.RATING_HELPFUL: "helpful", common_pb2.RATING_NOT_HELPFUL: "not_helpful"}
 
 
 def options_from_pb(o: common_pb2.GenerationOptions) -> ChatOptions:
@@ -118,6 +118,7 @@ def build_query_from_pb(
         plugins=[(p.plugin_id, p.version) for p in request.plugins],
         owner=owner_for(request.owner, current_client()),
         options=options_from_pb(request.options),
+        refresh=request.refresh,
     )
 
 
@@ -136,7 +137,7 @@ def facts_to_pb(facts: LogFacts, fingerprint: str) -> build_log_pb2.BuildLogFact
 
 def explain_metadata_to_pb(m: ExplainMetadata) -> build_log_pb2.ExplainBuildLogMetadata:
     return build_log_pb2.ExplainBuildLogMetadata(answer=metadata_to_pb(m.answer),
-                                                 facts=facts_to_pb(m.facts, m.fingerprint))
+                                                 facts=facts_to_pb(m.facts, m.fingerprint), reused=m.reused)
 
 
 class BuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):
@@ -148,8 +149,10 @@ class BuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):
             yield build_log_pb2.ExplainBuildLogResponse(**event_fields(event, explain_metadata_to_pb))
 
     async def GetBuildLogExplanation(self, request, context) -> build_log_pb2.GetBuildLogExplanationResponse:
-        metadata, text, sources, finished = await self._explainer.explain_whole(build_query_from_pb(request))
+        whole = await self._explainer.explain_whole(build_query_from_pb(request))
         return build_log_pb2.GetBuildLogExplanationResponse(
-            metadata=explain_metadata_to_pb(metadata), text=text, sources=[s.to_pb() for s in sources],
-            finished=finished_to_pb(finished),
+            metadata=explain_metadata_to_pb(whole.metadata), text=whole.text,
+            sources=[s.to_pb() for s in whole.sources], finished=finished_to_pb(whole.finished),
+            summary=whole.sections.summary, probable_cause=whole.sections.probable_cause,
+            fix_steps=whole.sections.fix_steps,
         )

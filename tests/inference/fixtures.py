@@ -39,6 +39,11 @@ BOUND_CLIENT, BOUND_TOKEN = "cli", "inference-cli-token"
 BUILD_LOG_LIMIT_BYTES = 4_718_592
 
 
+def explain_cache_url(redis_server) -> str:
+    """The explanation cache's database on the tests' redis-server: not db 0, which the memory tests flush."""
+    return f"redis://127.0.0.1:{redis_server.port}/1"
+
+
 def labelled_urls() -> set[str]:
     """The pages the labelled retrieval questions accept as answers."""
     from tests.inference.retrieval_questions import QUESTIONS
@@ -70,7 +75,7 @@ def memory_process(redis_server) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="session")
-def inference_process(sample_index: Path, memory_process: ServiceProcess,
+def inference_process(sample_index: Path, memory_process: ServiceProcess, redis_server,
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """The inference service as in production, small settings: one slot and a one-chat queue, so queueing,
     overflow and slot release are observable; short answers keep the suite quick on 2 cores."""
@@ -99,6 +104,7 @@ def inference_process(sample_index: Path, memory_process: ServiceProcess,
         # explanation's prompt stays quick on 2 cores.
         "BUILD_LOG_MAX_LOG_BYTES": str(BUILD_LOG_LIMIT_BYTES),
         "BUILD_LOG_MAX_EXCERPT_CHARS": "3000",
+        "BUILD_LOG_CACHE_REDIS_URL": explain_cache_url(redis_server),
     }
     service = ServiceProcess(args=[sys.executable, "-m", "jenkins_assistant.inference.server"], env=env, port=port)
     service.metrics_port = metrics_port  # type: ignore[attr-defined]
