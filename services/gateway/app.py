@@ -2,7 +2,8 @@
 
     GET  /              the chat page (static files served from this package: no CDN, works offline)
     POST /api/chat      {"session_id", "question"} -> text/event-stream: metadata, sources, delta..., done | error
-    POST /api/feedback  {"answer_id", "session_id", "rating": "helpful"|"not_helpful", "comment"} -> 204
+    POST /api/feedback  {"answer_id", "session_id", "rating": "helpful"|"not_helpful", "comment",
+                         "corrected_answer"} -> 204 (the last two optional)
     GET  /api/model     the served model and index (the inference service's GetModelInfo)
     GET  /healthz       liveness of the gateway itself
     GET  /readyz        200 when the inference service's gRPC health is SERVING, else 503
@@ -95,6 +96,8 @@ class FeedbackBody(BaseModel):
     session_id: str = Field("", max_length=128)
     rating: Literal["helpful", "not_helpful"]
     comment: str = Field("", max_length=2000)
+    # The answer the user would have wanted; the inference and memory services check its size (32000 by default).
+    corrected_answer: str = Field("", max_length=32_000)
 
 
 def error_payload(exc: ServiceError) -> tuple[int, dict[str, str]]:
@@ -304,7 +307,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.post("/api/feedback", status_code=204)
     async def feedback(body: FeedbackBody, request: Request) -> Response:
         await request.app.state.core.submit_feedback(body.answer_id, body.session_id, owner_of(request),
-                                                     body.rating, body.comment)
+                                                     body.rating, body.comment, body.corrected_answer)
         return Response(status_code=204)
 
     @app.get("/api/model")

@@ -102,11 +102,13 @@ class GatewayCore:
         finally:
             call.cancel()  # no-op once the stream has ended
 
-    async def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str) -> None:
+    async def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str,
+                              corrected_answer: str = "") -> None:
         if rating not in RATINGS:
             raise InvalidInput(f"rating must be one of {sorted(RATINGS)}")
         request = inference_pb2.SubmitFeedbackRequest(
-            answer_id=answer_id, session_id=session_id, owner=owner, rating=RATINGS[rating], comment=comment
+            answer_id=answer_id, session_id=session_id, owner=owner, rating=RATINGS[rating], comment=comment,
+            corrected_answer=corrected_answer,
         )
         try:
             await self._inference.SubmitFeedback(request, timeout=self.settings.call_timeout_s,

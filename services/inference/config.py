@@ -174,8 +174,6 @@ class InferenceSettings(RetrievalSettings):
     history_answer_chars: int = Field(600, ge=0, le=20000, description="Characters of each past answer kept.")
     condense: CondenseMode = Field(CondenseMode.LLM, description="How history becomes a standalone question.")
 
-    feedback_path: str = Field("", description="JSONL file feedback is appended to; empty = metrics only.")
-
     @model_validator(mode="after")
     def _check_limits(self) -> InferenceSettings:
         if self.default_max_tokens > self.max_tokens_limit:

@@ -11,6 +11,10 @@ worker thread, or an OpenAI-compatible server's stream); when the consumer goes 
 deadline) the engine's stream is closed (the worker stops at the next token, an upstream's HTTP response
 is closed) and the slot is released once the engine has really let go of it. The slot is freed before the
 exchange is stored in memory; see `_store` for how the finish event and the memory write relate.
+
+Every finished answer is also recorded in the memory service (`remember_answer`: question, answer, sources' URLs,
+model, corpus, timings), in the background: the finish event never waits for it. Feedback goes there too, so this
+process keeps no answer state and a restart or another replica loses no rating.
 """
 
 from __future__ import annotations
@@ -18,21 +22,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import re
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from jenkins_assistant.common.errors import InvalidInput, NotFound, Overloaded
-from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.common.errors import FailedPrecondition, InvalidInput, Overloaded
+from jenkins_assistant.common.records import RATINGS, AnswerFeedback, AnswerRecord, SourceRef
 from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.condense import concat_question, condense_with_model
 from jenkins_assistant.inference.config import CondenseMode, InferenceSettings
@@ -51,9 +52,16 @@ MAX_OWNER_CHARS = 256
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_CHARS = 64
 MAX_FEEDBACK_COMMENT_CHARS = 2000
-# Answers remembered for feedback (answer id -> session and owner).
-RECENT_ANSWERS = 10_000
-RATINGS = ("helpful", "not_helpful")
+# The memory service's default text limit; it checks its own (configurable) one as well.
+MAX_CORRECTED_ANSWER_CHARS = 32_000
+# The quantization in a GGUF file name ("SmolLM2-135M-Instruct.Q4_1.gguf", "...-q4_k_m.gguf").
+_QUANT = re.compile(r"[._-]((?:i?q\d\w*?)|bf16|f16|f32)\.gguf$", re.IGNORECASE)
+
+
+def quant_of(source: str) -> str:
+    """The quantization named in a model's file name, upper case; empty when it names none."""
+    found = _QUANT.search(source)
+    return found.group(1).upper() if found else ""
 
 
 @dataclass
@@ -231,8 +239,8 @@ class InferenceCore:
         self.memory = memory
         self.pool: SlotPool[GenerationSlot] = SlotPool(list(model.slots), settings.max_queue)
         self._executor = ThreadPoolExecutor(max_workers=len(model.slots), thread_name_prefix="generate")
-        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._feedback_lock = threading.Lock()
+        # Answers still being recorded (answer id -> task): feedback on one waits for it, close() too.
+        self._recording: dict[str, asyncio.Task] = {}
         # Chats admitted but not yet in the pool (reading history, retrieving): they count against its capacity.
         self._preparing = 0
         # Memory writes still running after their answer finished: kept referenced (a bare task may be collected
@@ -483,8 +491,9 @@ class InferenceCore:
                 async for delta in deltas:
                     yield delta
             assert out.result is not None
-            self.remember_answer(answer_id, query)
             usage = self.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
+            self.remember_answer(answer_id, query, answer=out.text, standalone=standalone, sources=sources,
+                                 finish_reason=out.result.finish_reason, usage=usage, asked_at=asked_at)
             metrics.ANSWERS.labels(out.result.finish_reason).inc()
             finished = True  # a client leaving while the exchange is stored has had its whole answer
             finish_warnings: list[str] = []
@@ -521,28 +530,56 @@ class InferenceCore:
                      total_ms=(ended - started) * 1000, queue_ms=queue_ms)
 
     # ------------------------------------------------------------------ feedback and info
-    def remember_answer(self, answer_id: str, query: ChatQuery) -> None:
-        self._recent[answer_id] = (query.session_id, query.owner)
-        while len(self._recent) > RECENT_ANSWERS:
-            self._recent.popitem(last=False)
+    def remember_answer(self, answer_id: str, query: ChatQuery, *, answer: str = "", standalone: str = "",
+                        sources: list[SourceRef] | tuple = (), finish_reason: str = "", usage: Usage | None = None,
+                        asked_at: float = 0.0, kind: str = "chat") -> None:
+        """Records a finished answer in the memory service, in the background (the finish event does not wait; a
+        failure is logged and counted in answers_not_recorded_total). Without a memory service nothing is kept and
+        feedback is refused."""
+        if self.memory is None:
+            return
+        record = AnswerRecord(
+            answer_id=answer_id, session_id=query.session_id, owner=query.owner, kind=kind, question=query.question,
+            standalone_question=standalone, answer_text=answer, source_urls=[s.url for s in sources],
+            model=self.model.name, model_quant=self.settings.model_quant.upper() or quant_of(self.model.source),
+            corpus_sha256=self.index.manifest.get("corpus_sha256", "") if self.index is not None else "",
+            finish_reason=finish_reason, usage=dataclasses.asdict(usage) if usage else {}, asked_at=asked_at,
+            answered_at=time.time(),
+        )
+        task = asyncio.create_task(self._record(record))
+        self._recording[answer_id] = task
+        task.add_done_callback(lambda _t: self._recording.pop(answer_id, None))
 
-    def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str) -> None:
+    async def _record(self, record: AnswerRecord) -> None:
+        assert self.memory is not None
+        try:
+            await self.memory.record_answer(record, deadline_s=self.settings.memory_append_deadline_s)
+        except MemoryUnavailable as exc:
+            metrics.ANSWERS_NOT_RECORDED.inc()
+            log.warning("could not record answer %s (it cannot be rated): %s", record.answer_id, exc)
+        except Exception:  # never an error for an answer the client already has
+            metrics.ANSWERS_NOT_RECORDED.inc()
+            log.exception("could not record answer %s", record.answer_id)
+
+    async def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str,
+                              corrected_answer: str = "") -> None:
+        """Stores the owner's rating of an answer it was given (the last one wins), in the memory service."""
         if rating not in RATINGS:
             raise InvalidInput(f"rating must be one of {RATINGS}")
         if len(comment) > MAX_FEEDBACK_COMMENT_CHARS:
             raise InvalidInput(f"comment has {len(comment)} characters; the limit is {MAX_FEEDBACK_COMMENT_CHARS}")
-        known = self._recent.get(answer_id)
-        if known is None or known != (session_id, owner):
-            raise NotFound(f"no recent answer {answer_id!r} in this session for this owner")
-        metrics.FEEDBACK.labels(rating).inc()
-        if self.settings.feedback_path:
-            record = {"answer_id": answer_id, "session_id": session_id, "owner": known[1], "rating": rating,
-                      "comment": comment, "at": time.time()}
-            path = Path(self.settings.feedback_path)
-            with self._feedback_lock:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "a", encoding="utf-8") as out:
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if len(corrected_answer) > MAX_CORRECTED_ANSWER_CHARS:
+            raise InvalidInput(f"corrected_answer has {len(corrected_answer)} characters; the limit is "
+                               f"{MAX_CORRECTED_ANSWER_CHARS}")
+        if self.memory is None:
+            raise FailedPrecondition("no memory service configured (INFERENCE_MEMORY_TARGET): feedback cannot be "
+                                     "stored")
+        if (pending := self._recording.get(answer_id)) is not None:
+            # Rated right after it finished, on this replica: its record may still be on its way.
+            await asyncio.wait({pending}, timeout=self.settings.memory_append_deadline_s)
+        model = await self.memory.rate_answer(answer_id, session_id, owner,
+                                              AnswerFeedback(rating, comment, corrected_answer))
+        metrics.FEEDBACK.labels(rating, model).inc()
 
     def model_info(self) -> dict[str, Any]:
         manifest = self.index.manifest if self.index is not None else {}
@@ -559,9 +596,9 @@ class InferenceCore:
         }
 
     async def close(self) -> None:
-        # Exchanges still being stored finish first (each is bounded by memory_append_deadline_s).
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        # Exchanges and answers still being stored finish first (each is bounded by memory_append_deadline_s).
+        if self._writes or self._recording:
+            await asyncio.gather(*self._writes, *self._recording.values(), return_exceptions=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self.memory is not None:
             await self.memory.close()

@@ -1,9 +1,11 @@
-"""Client of the memory service: the last k exchanges of a session, and appending a finished one.
+"""Client of the memory service: the last k exchanges of a session, appending a finished one, recording a finished
+answer and rating it.
 
 The inference service must answer even when memory is down: every failure other than NOT_FOUND
 (a session this owner does not have yet = no history) surfaces as `MemoryUnavailable`, which the core
 turns into a warning (in the answer's metadata for the history, in its finish event for the append).
-Every failed call counts in `jenkins_assistant_inference_memory_failures_total`, retries included.
+Every failed call counts in `jenkins_assistant_inference_memory_failures_total`, retries included. Rating is what a
+user asked for, so its errors are the user's: NOT_FOUND and INVALID_ARGUMENT come back as such.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_
 
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.channels import aio_client_channel
-from jenkins_assistant.common.records import SourceRef
+from jenkins_assistant.common.errors import InvalidInput, NotFound, Unavailable
+from jenkins_assistant.common.records import AnswerFeedback, AnswerRecord, SourceRef
 from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.prompts import Exchange
 from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
@@ -56,6 +59,13 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def _retryable_record(exc: BaseException) -> bool:
+    # RecordAnswer is idempotent (an id already stored is left as it is), so a call that may have been stored can be
+    # sent again too.
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (grpc.StatusCode.UNAVAILABLE,
+                                                                     grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 class MemoryClient:
     def __init__(self, target: str, token: str | None, timeout_s: float) -> None:
         self._channel = aio_client_channel(target, CHANNEL_OPTIONS)  # round_robin over every memory replica
@@ -86,20 +96,47 @@ class MemoryClient:
         turn = memory_pb2.Turn(user_text=question, assistant_text=answer, sources=[s.to_pb() for s in sources],
                                asked_at=_timestamp(asked_at), answered_at=_timestamp(answered_at))
         request = memory_pb2.AppendTurnRequest(session_id=session_id, owner=owner, turn=turn)
+        await self._retrying(self._stub.AppendTurn, request, "append_turn", _retryable, deadline_s,
+                             f"append to session {session_id}")
+
+    async def record_answer(self, record: AnswerRecord, deadline_s: float | None = None) -> None:
+        """Keeps a finished answer for feedback and export, trying again while memory is UNAVAILABLE or slow until
+        `deadline_s`."""
+        request = memory_pb2.RecordAnswerRequest(answer=record.to_pb())
+        await self._retrying(self._stub.RecordAnswer, request, "record_answer", _retryable_record, deadline_s,
+                             f"record of answer {record.answer_id}")
+
+    async def rate_answer(self, answer_id: str, session_id: str, owner: str, feedback: AnswerFeedback) -> str:
+        """Stores a rating; the rated answer's model. NotFound / InvalidInput as memory says, Unavailable otherwise."""
+        request = memory_pb2.RateAnswerRequest(answer_id=answer_id, session_id=session_id, owner=owner,
+                                               feedback=feedback.to_pb())
+        try:
+            reply = await self._stub.RateAnswer(request, timeout=self._timeout_s, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(exc.details() or f"no answer {answer_id!r}") from None
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidInput(exc.details() or "invalid feedback") from None
+            metrics.MEMORY_FAILURES.labels("rate_answer").inc()
+            raise Unavailable(f"memory service {exc.code().name}: {exc.details()}; the rating was not stored, "
+                              "retry shortly") from None
+        return reply.model
+
+    async def _retrying(self, call, request, operation: str, retryable, deadline_s: float | None, what: str) -> None:
         budget_s = deadline_s or self._timeout_s
         deadline = time.monotonic() + budget_s
-        retrying = AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_before_delay(budget_s),
+        retrying = AsyncRetrying(retry=retry_if_exception(retryable), stop=stop_before_delay(budget_s),
                                  wait=RETRY_WAIT, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
                     timeout = max(MIN_ATTEMPT_S, min(self._timeout_s, deadline - time.monotonic()))
                     try:
-                        await self._stub.AppendTurn(request, timeout=timeout, metadata=self._metadata)
+                        await call(request, timeout=timeout, metadata=self._metadata)
                     except grpc.aio.AioRpcError as exc:
-                        metrics.MEMORY_FAILURES.labels("append_turn").inc()
-                        log.info("append to session %s failed (attempt %d): %s", session_id,
-                                 attempt.retry_state.attempt_number, exc.code().name)
+                        metrics.MEMORY_FAILURES.labels(operation).inc()
+                        log.info("%s failed (attempt %d): %s", what, attempt.retry_state.attempt_number,
+                                 exc.code().name)
                         raise
         except grpc.aio.AioRpcError as exc:
             raise MemoryUnavailable(f"{exc.code().name}: {exc.details()}") from exc

@@ -36,7 +36,12 @@ MEMORY_WRITES_IN_FLIGHT = Gauge(
     "jenkins_assistant_inference_memory_writes_in_flight",
     "Exchanges still being stored after their answer finished (memory slow or retrying).",
 )
-FEEDBACK = Counter("jenkins_assistant_inference_feedback_total", "Answer ratings received.", ["rating"])
+FEEDBACK = Counter("jenkins_assistant_inference_feedback_total", "Answer ratings stored, by rating and by the model "
+                   "that gave the rated answer.", ["rating", "model"])
+ANSWERS_NOT_RECORDED = Counter(
+    "jenkins_assistant_inference_answers_not_recorded_total",
+    "Finished answers the memory service did not record, retries exhausted (they cannot be rated).",
+)
 EXPLANATION_CACHE = Counter(
     "jenkins_assistant_inference_explanation_cache_total",
     "Build-log explanation cache lookups and writes: hit, miss, stored, error (Redis down or an unreadable entry).",

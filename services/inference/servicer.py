@@ -98,9 +98,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                                          sources=[s.to_pb() for s in sources], finished=finished_to_pb(finished))
 
     async def SubmitFeedback(self, request, context) -> inference_pb2.SubmitFeedbackResponse:
-        self._core.submit_feedback(request.answer_id, request.session_id,
-                                   owner_for(request.owner, current_client()),
-                                   _RATING.get(request.rating, ""), request.comment)
+        await self._core.submit_feedback(request.answer_id, request.session_id,
+                                         owner_for(request.owner, current_client()),
+                                         _RATING.get(request.rating, ""), request.comment, request.corrected_answer)
         return inference_pb2.SubmitFeedbackResponse()
 
     async def GetModelInfo(self, request, context) -> inference_pb2.GetModelInfoResponse:

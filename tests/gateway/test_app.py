@@ -45,12 +45,16 @@ def test_chat_streams_server_sent_events_in_order_then_feedback_is_accepted(gate
         assert events[-1][1]["html"].strip() and events[-1][1]["warnings"] == []
         answer_id = events[0][1]["answer_id"]
         reply = client.post("/api/feedback", json={"answer_id": answer_id, "session_id": session,
-                                                   "rating": "not_helpful", "comment": "too short"})
+                                                   "rating": "not_helpful", "comment": "too short",
+                                                   "corrected_answer": "Add it under Manage Jenkins > Nodes."})
         assert reply.status_code == 204
+        reply = client.post("/api/feedback", json={"answer_id": answer_id, "session_id": session,
+                                                   "rating": "not_helpful", "corrected_answer": "x" * 32_001})
+        assert reply.status_code == 400 and "corrected_answer" in reply.json()["error"]["message"]
         # The answer belongs to its session: rating it from another one is refused.
         reply = client.post("/api/feedback", json={"answer_id": answer_id, "session_id": "another-session",
                                                    "rating": "helpful"})
-        assert reply.status_code == 404 and "no recent answer" in reply.json()["error"]["message"]
+        assert reply.status_code == 404 and "no answer" in reply.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -125,13 +125,17 @@ def auth() -> tuple[tuple[str, str], ...]:
 
 
 def scrape_metric(process: ServiceProcess, name: str, labels: str = "") -> float:
-    """A sample of the service's Prometheus endpoint (0 when absent)."""
+    """A sample of the service's Prometheus endpoint (0 when absent); `labels` ('rating="helpful"') may name some of
+    the sample's labels only, and then the samples that have them are summed."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=5).read().decode()
-    wanted = f"{name}{{{labels}}}" if labels else name
+    wanted = set(labels.split(",")) if labels else set()
+    total = 0.0
     for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    return 0.0
+        sample, _, value = line.rpartition(" ")
+        metric, _, tail = sample.partition("{")
+        if metric == name and wanted <= set(filter(None, tail.rstrip("}").split(","))):
+            total += float(value)
+    return total
 
 
 def wait_for_metric(process, name: str, labels: str, value: float, timeout_s: float = 120) -> float:

@@ -1,15 +1,13 @@
-"""The inference core called directly (no gRPC): prompt budgeting, history handling and feedback, with the real
-SmolLM2 model and no retrieval index."""
+"""The inference core called directly (no gRPC): prompt budgeting, history handling and feedback (kept by a real
+memory service), with the real SmolLM2 model and no retrieval index."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 
 import pytest
 
-from jenkins_assistant.common.errors import InvalidInput, NotFound
+from jenkins_assistant.common.errors import FailedPrecondition, InvalidInput, NotFound
 from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.inference.core import (
     AnswerMetadata,
@@ -28,8 +26,7 @@ from jenkins_assistant.inference.prompts import Exchange, Passage
 @pytest.fixture(scope="module")
 def core(tmp_path_factory) -> InferenceCore:
     settings = InferenceSettings(parallel_slots=1, n_threads=1, n_ctx=1024, require_index=False,
-                                 packaged_model="smollm2-135m",
-                                 feedback_path=str(tmp_path_factory.mktemp("feedback") / "feedback.jsonl"))
+                                 packaged_model="smollm2-135m")
     model = ChatModel(settings, resolve_model(settings))
     loaded = InferenceCore(settings, model, index=None, memory=None)
     yield loaded
@@ -70,17 +67,52 @@ def test_prompt_drops_passages_then_history_to_leave_room_for_the_answer(core):
         core.model.fit(len(core.model.tokenize("word " * 2000)), 256)
 
 
-def test_feedback_is_recorded_for_known_answers_only(core):
+def test_feedback_is_refused_without_a_memory_service_to_keep_it(core):
     events = collect(core, ChatQuery(question="How do I restart Jenkins?", owner="ann",
                                      options=ChatOptions(max_tokens=4, disable_retrieval=True)))
-    answer_id = events[0].answer_id
-    core.submit_feedback(answer_id, "", "ann", "helpful", "clear")
-    with pytest.raises(NotFound):
-        core.submit_feedback(answer_id, "", "bob", "helpful", "")  # not bob's answer
-    with pytest.raises(InvalidInput):
-        core.submit_feedback(answer_id, "", "ann", "", "")
-    record = json.loads(Path(core.settings.feedback_path).read_text().splitlines()[-1])
-    assert record["answer_id"] == answer_id and record["rating"] == "helpful" and record["comment"] == "clear"
+    with pytest.raises(FailedPrecondition, match="no memory service"):
+        asyncio.run(core.submit_feedback(events[0].answer_id, "", "ann", "helpful", "clear"))
+    with pytest.raises(InvalidInput):  # bad input is still named as such
+        asyncio.run(core.submit_feedback(events[0].answer_id, "", "ann", "", ""))
+
+
+def test_an_answer_rated_right_after_it_finishes_is_recorded_and_only_its_owner_rates_it(core, memory_service):
+    """The record is written in the background; a rating sent at once on the same process waits for it."""
+    import grpc
+
+    from jenkins_assistant.inference.memory_client import MemoryClient
+    from jenkins_assistant.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+
+    settings = core.settings.model_copy(update={"memory_target": memory_service.target})
+    query = ChatQuery(question="How do I restart Jenkins?", owner="ann",
+                      options=ChatOptions(max_tokens=6, temperature=0.0, disable_retrieval=True))
+
+    async def run() -> tuple[str, str]:
+        answering = InferenceCore(settings, core.model, index=None,
+                                  memory=MemoryClient(memory_service.target, None, settings.memory_timeout_s))
+        try:
+            events = [event async for event in answering.chat(query)]
+            answer_id = events[0].answer_id
+            await answering.submit_feedback(answer_id, "", "ann", "not_helpful", "too vague",
+                                            "Use Manage Jenkins > Reload, or `safe-restart`.")
+            with pytest.raises(NotFound):
+                await answering.submit_feedback(answer_id, "", "bob", "helpful", "")  # not bob's answer
+            with pytest.raises(NotFound):
+                await answering.submit_feedback("no-such-answer", "", "ann", "helpful", "")
+            with pytest.raises(InvalidInput, match="corrected_answer"):
+                await answering.submit_feedback(answer_id, "", "ann", "helpful", "", "x" * 32_001)
+            return answer_id, "".join(e.text for e in events if isinstance(e, TextDelta))
+        finally:
+            await answering.close()
+
+    answer_id, text = asyncio.run(run())
+    with grpc.insecure_channel(memory_service.target) as channel:
+        [rated] = memory_pb2_grpc.MemoryServiceStub(channel).ListRatedAnswers(
+            memory_pb2.ListRatedAnswersRequest()).answers
+    assert rated.answer.answer_id == answer_id and rated.answer.question == query.question
+    assert rated.answer.answer_text == text and rated.answer.model == core.model.name
+    assert rated.answer.model_quant == "Q4_1" and rated.answer.corpus_sha256 == ""  # no index loaded
+    assert rated.feedback.rating == common_pb2.RATING_NOT_HELPFUL and rated.feedback.comment == "too vague"
 
 
 def test_the_answer_finishes_before_its_exchange_is_stored_and_close_completes_the_write(core, memory_service):

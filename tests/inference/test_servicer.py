@@ -56,15 +56,85 @@ def test_ask_returns_the_whole_answer_and_feedback_attaches_to_it(channel, auth)
     assert reply.text.strip() and reply.sources and reply.metadata.answer_id
     assert reply.finished.usage.completion_tokens > 0
     stub.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(answer_id=reply.metadata.answer_id, owner="tester",
-                                                            rating=inference_pb2.RATING_HELPFUL), metadata=auth)
+                                                            rating=common_pb2.RATING_HELPFUL), metadata=auth)
     with pytest.raises(grpc.RpcError) as unknown:
         stub.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(answer_id="nope", owner="tester",
-                                                                rating=inference_pb2.RATING_HELPFUL), metadata=auth)
+                                                                rating=common_pb2.RATING_HELPFUL), metadata=auth)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as unrated:
         stub.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(answer_id=reply.metadata.answer_id, owner="tester"),
                             metadata=auth)
     assert unrated.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def rated_in_memory(memory_process, answer_id: str) -> memory_pb2.RatedAnswer | None:
+    """The rated answer as the dataset export reads it (the test memory service checks no credentials)."""
+    with grpc.insecure_channel(memory_process.target) as memory_channel:
+        memory = memory_pb2_grpc.MemoryServiceStub(memory_channel)
+        token = ""
+        while True:
+            page = memory.ListRatedAnswers(memory_pb2.ListRatedAnswersRequest(page_size=500, page_token=token))
+            found = [rated for rated in page.answers if rated.answer.answer_id == answer_id]
+            if found or not page.next_page_token:
+                return found[0] if found else None
+            token = page.next_page_token
+
+
+def test_feedback_survives_restarts_of_memory_and_inference_and_the_last_rating_wins(auth, inference_process,
+                                                                                    memory_process):
+    """Every answer is recorded in the memory service when it finishes; a rating given after both services restarted
+    reaches it, the owner's last rating wins, and the record holds the question, answer, sources, model and
+    corpus."""
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    question = "How do I archive artifacts in a declarative pipeline?"
+    with grpc.insecure_channel(inference_process.target) as ch:
+        stub = inference_pb2_grpc.InferenceServiceStub(ch)
+        reply = stub.Ask(inference_pb2.AskRequest(question=question, session_id=session, owner="tester",
+                                                  options=common_pb2.GenerationOptions(**GREEDY)), metadata=auth)
+        info = stub.GetModelInfo(inference_pb2.GetModelInfoRequest(), metadata=auth)
+    answer_id = reply.metadata.answer_id
+    inference_process.stop()  # a graceful stop: an answer still being recorded is recorded first
+    memory_process.stop()
+    memory_process.start()
+    inference_process.start(timeout_s=180)
+    not_helpful_before = scrape_metric(inference_process, "jenkins_assistant_inference_feedback_total",
+                                       f'rating="not_helpful",model="{reply.metadata.model}"')
+    rating = inference_pb2.SubmitFeedbackRequest(answer_id=answer_id, session_id=session, owner="tester",
+                                                 rating=common_pb2.RATING_HELPFUL, comment="first thought")
+    with grpc.insecure_channel(inference_process.target) as ch:
+        stub = inference_pb2_grpc.InferenceServiceStub(ch)
+        stub.SubmitFeedback(rating, metadata=auth)
+        rating.rating, rating.comment = common_pb2.RATING_NOT_HELPFUL, "misses the step name"
+        rating.corrected_answer = "Use the `archiveArtifacts` step in a `post` section."
+        stub.SubmitFeedback(rating, metadata=auth)
+        for bad, message in (({"comment": "c" * 2001}, "comment"),
+                             ({"corrected_answer": "c" * 32_001}, "corrected_answer")):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(
+                    answer_id=answer_id, session_id=session, owner="tester", rating=common_pb2.RATING_HELPFUL,
+                    **bad), metadata=auth)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in refused.value.details()
+        with pytest.raises(grpc.RpcError) as elsewhere:  # the answer belongs to its session
+            stub.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(
+                answer_id=answer_id, session_id="another", owner="tester", rating=common_pb2.RATING_HELPFUL),
+                metadata=auth)
+        assert elsewhere.value.code() == grpc.StatusCode.NOT_FOUND
+    rated = rated_in_memory(memory_process, answer_id)
+    assert rated is not None
+    assert rated.feedback.rating == common_pb2.RATING_NOT_HELPFUL and rated.feedback.comment == "misses the step name"
+    assert rated.feedback.corrected_answer == "Use the `archiveArtifacts` step in a `post` section."
+    record = rated.answer
+    assert record.owner == "" and record.session_id == ""  # never exported
+    assert (record.question, record.answer_text, record.kind) == (question, reply.text, "chat")
+    assert record.standalone_question == reply.metadata.standalone_question
+    assert list(record.source_urls) == [source.url for source in reply.sources]
+    assert record.model == reply.metadata.model and record.model_quant == "Q4_1"
+    assert record.corpus_sha256 == info.corpus_sha256 and len(record.corpus_sha256) == 64
+    assert record.finish_reason == reply.finished.finish_reason
+    assert record.usage.completion_tokens == reply.finished.usage.completion_tokens > 0
+    assert record.usage.total_ms > 0 and record.answered_at.seconds >= record.asked_at.seconds > 0
+    assert scrape_metric(inference_process, "jenkins_assistant_inference_feedback_total",
+                         f'rating="not_helpful",model="{reply.metadata.model}"') == not_helpful_before + 1
 
 
 def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_process):
@@ -108,7 +178,7 @@ def test_a_client_not_trusted_to_name_owners_reaches_no_one_elses_session_or_ans
     other = list(stub.Chat(chat_request(follow_up, session, max_tokens=8), metadata=bound))
     assert other[0].metadata.memory_available and other[0].metadata.history_turns_used == 0
     rating = inference_pb2.SubmitFeedbackRequest(answer_id=answer_id, session_id=session, owner="tester",
-                                                 rating=inference_pb2.RATING_HELPFUL)
+                                                 rating=common_pb2.RATING_HELPFUL)
     with pytest.raises(grpc.RpcError) as refused:
         stub.SubmitFeedback(rating, metadata=bound)
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
