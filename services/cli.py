@@ -2,6 +2,7 @@
 
     jenkins-assistant ask "How do I archive artifacts in a declarative pipeline?"
     jenkins-assistant chat --session my-session          # interactive; the session keeps the conversation
+    jenkins-assistant explain build.log                  # why did this build fail? (- reads stdin; --json)
     jenkins-assistant eval --out var/eval/full.json      # answer quality on the golden set
     jenkins-assistant eval --compare before.json after.json
 
@@ -20,7 +21,11 @@ from typing import Annotated
 
 import typer
 
+from jenkins_assistant.datasets.cli import app as dataset_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+# `jenkins-assistant dataset export ...`: training data from rated answers (its own module: no service imports here).
+app.add_typer(dataset_app, name="dataset")
 
 Target = Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TARGET", help="host:port of the inference service, or a gRPC target such as dns:///host:port (calls spread "
                                   "round-robin over every address it resolves to).")]
@@ -31,6 +36,8 @@ Timeout = Annotated[float, typer.Option(min=1, help="Seconds before giving up on
 NoRetrieval = Annotated[bool, typer.Option("--no-retrieval", help="Answer without searching the documentation.")]
 DEFAULT_TARGET = "127.0.0.1:50052"
 DEFAULT_TIMEOUT_S = 300.0
+# The inference service's default console-log limit (BUILD_LOG_MAX_LOG_BYTES).
+DEFAULT_MAX_LOG_BYTES = 5 * 1024 * 1024
 
 
 def _default_owner() -> str:
@@ -68,24 +75,32 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
                 wrote_text = True
             elif kind == "sources" and event.sources.sources:
                 # Before the answer from this service; after it from older ones, which sent sources last.
-                out.write("\n\nSources:\n" if wrote_text else "Sources:\n")
-                for number, source in enumerate(event.sources.sources, 1):
-                    section = f" > {source.section}" if source.section and source.section != source.title else ""
-                    out.write(f"  [{source.citation or number}] {source.title}{section} - {source.url}\n")
-                if not wrote_text:
-                    out.write("\n")
-                out.flush()
+                _print_sources(out, event.sources.sources, wrote_text)
             elif kind == "finished":
-                for warning in event.finished.warnings:
-                    typer.secho(f"\nnote: {warning}", fg=typer.colors.YELLOW, err=True)
-                usage = event.finished.usage
-                typer.secho(f"\n({usage.completion_tokens} tokens, first after {usage.time_to_first_token_ms:.0f} ms, "
-                            f"{usage.tokens_per_s:.1f} tokens/s)", dim=True, err=True)
+                _print_finished(event.finished)
     except grpc.RpcError as exc:
         typer.secho(f"\nerror: {exc.code().name}: {exc.details()}", fg=typer.colors.RED, err=True)
         return 1
     out.write("\n")
     return 0
+
+
+def _print_sources(out, sources, wrote_text: bool) -> None:
+    out.write("\n\nSources:\n" if wrote_text else "Sources:\n")
+    for number, source in enumerate(sources, 1):
+        section = f" > {source.section}" if source.section and source.section != source.title else ""
+        out.write(f"  [{source.citation or number}] {source.title}{section} - {source.url}\n")
+    if not wrote_text:
+        out.write("\n")
+    out.flush()
+
+
+def _print_finished(finished) -> None:
+    for warning in finished.warnings:
+        typer.secho(f"\nnote: {warning}", fg=typer.colors.YELLOW, err=True)
+    usage = finished.usage
+    typer.secho(f"\n({usage.completion_tokens} tokens, first after {usage.time_to_first_token_ms:.0f} ms, "
+                f"{usage.tokens_per_s:.1f} tokens/s)", dim=True, err=True)
 
 
 def _stub(target: str):
@@ -137,6 +152,121 @@ def chat(
             if not question:
                 break
             _stream_answer(stub, question, session, owner, token, max_tokens, timeout, no_retrieval)
+
+
+def read_log_tail(path: str, max_bytes: int) -> tuple[bytes, int]:
+    """The log (`-` = stdin) and its full size; a log over `max_bytes` is cut to its last `max_bytes`, from the
+    first whole line: a build fails at the end of its log, and the server refuses (not cuts) an oversized one. A
+    file is read from its tail only, so a 50 MB log costs 5 MB of memory."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        size = len(data)
+        data = data[-max_bytes:] if size > max_bytes else data
+    else:
+        with open(path, "rb") as log_file:
+            size = log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, size - max_bytes))
+            data = log_file.read(max_bytes)
+    if size > max_bytes:
+        newline = data.find(b"\n")
+        if 0 <= newline < len(data) - 1:
+            data = data[newline + 1:]
+    return data, size
+
+
+def _print_facts(facts, reused: bool) -> None:
+    """What the log says, before the model's first token (seconds away on a CPU)."""
+    stage = " > ".join(facts.stage_path) or facts.stage
+    rows = [
+        ("Result", facts.result),
+        ("Failure", f"{facts.signature_label} ({facts.signature_id})"),
+        ("Stage", stage + (f" (branch {facts.parallel_branch})" if facts.parallel_branch else "")),
+        ("Step", facts.step),
+        ("Exception", ": ".join(filter(None, [facts.exception_class, facts.exception_message]))),
+        ("Root cause", ": ".join(filter(None, [facts.root_cause_class, facts.root_cause_message]))
+         if facts.root_cause_class != facts.exception_class else ""),
+        ("Exit code", str(facts.exit_code) if facts.HasField("exit_code") else ""),
+        ("First error", f"line {facts.first_error_line_number}: {facts.first_error_line}"
+         if facts.first_error_line else ""),
+        ("Masked", f"{facts.masked_count} secret value(s)" if facts.masked_count else ""),
+        ("Fingerprint", facts.fingerprint + (" (explained before: reused)" if reused else "")),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        if value:
+            typer.echo(f"{name + ':':<{width + 1}} {value}")
+    typer.echo("")
+
+
+@app.command()
+def explain(
+    log: Annotated[str, typer.Argument(help="The build's console log file, or - to read it from stdin.")],
+    target: Target = DEFAULT_TARGET,
+    token: Token = "",
+    owner: Owner = "",
+    job: Annotated[str, typer.Option(help="Job name, e.g. folder/my-pipeline.")] = "",
+    build: Annotated[int, typer.Option(min=0, help="Build number; 0 = unknown.")] = 0,
+    jenkins_version: Annotated[str, typer.Option(help="Jenkins version of the controller, e.g. 2.452.3.")] = "",
+    max_bytes: Annotated[int, typer.Option(
+        min=1024, help="Send at most the log's last N bytes (the server's BUILD_LOG_MAX_LOG_BYTES; it refuses a "
+        "longer log).")] = DEFAULT_MAX_LOG_BYTES,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole structured result as JSON (facts, "
+                                                         "summary, probable cause, fix steps, sources).")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Explain anew even if this failure was explained "
+                                                            "before.")] = False,
+    max_tokens: MaxTokens = 0,
+    timeout: Timeout = DEFAULT_TIMEOUT_S,
+    no_retrieval: NoRetrieval = False,
+) -> None:
+    """Explain why a build failed: the facts found in its log, then the cause and fix, citing the documentation."""
+    import grpc
+    from google.protobuf.json_format import MessageToJson
+
+    from jenkins_assistant.common.auth import bearer_metadata
+    from jenkins_assistant.common.channels import client_channel
+    from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2
+
+    try:
+        data, size = read_log_tail(log, max_bytes)
+    except OSError as exc:
+        typer.secho(f"error: cannot read {log}: {exc.strerror or exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if size > max_bytes:
+        typer.secho(f"note: the log has {size} bytes; explaining its last {len(data)} (--max-bytes {max_bytes})",
+                    fg=typer.colors.YELLOW, err=True)
+    fields = {"log": data, "job_name": job, "build_number": build, "jenkins_version": jenkins_version,
+              "owner": owner or _default_owner(), "refresh": refresh,
+              "options": common_pb2.GenerationOptions(max_tokens=max_tokens, disable_retrieval=no_retrieval)}
+    metadata = bearer_metadata(token or None)
+    with client_channel(target) as channel:
+        stub = build_log_pb2_grpc.BuildLogServiceStub(channel)
+        try:
+            if as_json:
+                reply = stub.GetBuildLogExplanation(build_log_pb2.GetBuildLogExplanationRequest(**fields),
+                                                    timeout=timeout, metadata=metadata)
+                typer.echo(MessageToJson(reply, preserving_proto_field_name=True, ensure_ascii=False))
+                raise typer.Exit(0)
+            out = sys.stdout
+            wrote_text = False
+            for event in stub.ExplainBuildLog(build_log_pb2.ExplainBuildLogRequest(**fields), timeout=timeout,
+                                              metadata=metadata):
+                kind = event.WhichOneof("event")
+                if kind == "metadata":
+                    _print_facts(event.metadata.facts, event.metadata.reused)
+                    for warning in event.metadata.answer.warnings:
+                        typer.secho(f"note: {warning}", fg=typer.colors.YELLOW, err=True)
+                elif kind == "sources" and event.sources.sources:
+                    _print_sources(out, event.sources.sources, wrote_text)
+                elif kind == "delta":
+                    out.write(event.delta.text)
+                    out.flush()
+                    wrote_text = True
+                elif kind == "finished":
+                    _print_finished(event.finished)
+            out.write("\n")
+        except grpc.RpcError as exc:
+            typer.secho(f"\nerror: {exc.code().name}: {exc.details()}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
 
 
 @app.command("eval")

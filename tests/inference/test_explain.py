@@ -161,3 +161,18 @@ def test_explaining_needs_the_credential(channel):
     with pytest.raises(grpc.RpcError) as refused:
         list(stub.ExplainBuildLog(request(read_log(LOG_NAME))))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_50_mb_log_is_refused_by_the_transport_and_the_service_keeps_serving(channel, auth):
+    """Beyond the log limit + 1 MiB the request is not even read (gRPC's own limit: RESOURCE_EXHAUSTED naming both
+    sizes), so a 50 MB log costs the server no more than the limit. The CLI and the page send a log's tail instead
+    (tests/inference/test_cli_explain.py, tests/gateway/test_explain_page.py)."""
+    stub = build_log_pb2_grpc.BuildLogServiceStub(channel)
+    log = b"[Pipeline] sh\n" * (50 * 1024 * 1024 // 14 + 1)
+    with pytest.raises(grpc.RpcError) as refused:
+        list(stub.ExplainBuildLog(request(log), metadata=auth))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(len(request(log).SerializeToString())) in refused.value.details()
+    health = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="jenkins_assistant.v1.BuildLogService"))
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
