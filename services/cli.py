@@ -21,7 +21,11 @@ from typing import Annotated
 
 import typer
 
+from jenkins_assistant.datasets.cli import app as dataset_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+# `jenkins-assistant dataset export ...`: training data from rated answers (its own module: no service imports here).
+app.add_typer(dataset_app, name="dataset")
 
 Target = Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TARGET", help="host:port of the inference service, or a gRPC target such as dns:///host:port (calls spread "
                                   "round-robin over every address it resolves to).")]

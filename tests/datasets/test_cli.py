@@ -1,0 +1,93 @@
+"""`jenkins-assistant dataset export` as a process, against a real memory service on a real Redis: the files load
+as trl takes them, owners and sessions are not in them, the training set is respected, versions are kept."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+
+from jenkins_assistant.common.auth import bearer_metadata
+from jenkins_assistant.common.clients import token_sha256
+from jenkins_assistant.common.records import AnswerRecord
+from jenkins_assistant.v1 import common_pb2, memory_pb2, memory_pb2_grpc
+
+INFERENCE_TOKEN, EXPORT_TOKEN = "inference-token", "export-token"
+
+
+def give_and_rate(stub, answer_id: str, question: str, answer: str, rating: int, corrected: str = "") -> None:
+    """As the inference service does: record the answer of a user in a session, then the user's rating."""
+    metadata = bearer_metadata(INFERENCE_TOKEN)
+    record = AnswerRecord(answer_id=answer_id, owner="alice@example.org", session_id="session-of-alice",
+                          question=question, standalone_question=question, answer_text=answer, model="SmolLM2",
+                          model_quant="Q4_1", finish_reason="stop", source_urls=["https://www.jenkins.io/doc/book/"])
+    stub.RecordAnswer(memory_pb2.RecordAnswerRequest(answer=record.to_pb()), metadata=metadata)
+    stub.RateAnswer(memory_pb2.RateAnswerRequest(
+        answer_id=answer_id, session_id="session-of-alice", owner="alice@example.org",
+        feedback=memory_pb2.AnswerFeedback(rating=rating, corrected_answer=corrected)), metadata=metadata)
+
+
+def export(target: str, out: Path, *training_sets: Path, token: str = EXPORT_TOKEN) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "jenkins_assistant.cli", "dataset", "export", "--memory-target", target,
+            "--token", token, "--out", str(out)]
+    for path in training_sets:
+        args += ["--training-set", str(path)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_export_writes_trl_rows_without_owners_deduplicated_and_versioned(start_memory, tmp_path):
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps({
+        "inference": {"token_sha256": token_sha256(INFERENCE_TOKEN), "scopes": ["assert-owner"]},
+        "exporter": {"token_sha256": token_sha256(EXPORT_TOKEN), "scopes": ["export-feedback"]},
+    }))
+    memory = start_memory(MEMORY_AUTH_CLIENTS_FILE=str(clients))
+    with grpc.insecure_channel(memory.target) as channel:
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        give_and_rate(stub, "a1", "How do I archive artifacts?", "Use `archiveArtifacts`.", common_pb2.RATING_HELPFUL)
+        give_and_rate(stub, "a2", "How do I restart Jenkins safely?", "Pull the plug.", common_pb2.RATING_NOT_HELPFUL,
+                      corrected="Run `java -jar jenkins-cli.jar safe-restart`.")
+        give_and_rate(stub, "a3", "What is a Jenkinsfile?", "A text file with the Pipeline.", common_pb2.RATING_HELPFUL)
+    training = tmp_path / "qa.csv"
+    training.write_text("Question,Answer\nwhat is a jenkinsfile?,A file defining a Pipeline.\n")
+    out = tmp_path / "feedback"
+
+    # Without the export scope (the inference service's credential) the memory service refuses.
+    refused = export(memory.target, out, training, token=INFERENCE_TOKEN)
+    assert refused.returncode != 0 and "PERMISSION_DENIED" in refused.stderr
+
+    first = export(memory.target, out, training)
+    assert first.returncode == 0, first.stderr
+    version = (out / "latest").resolve()
+    sft = [json.loads(line) for line in (version / "sft.jsonl").read_text().splitlines()]
+    dpo = [json.loads(line) for line in (version / "dpo.jsonl").read_text().splitlines()]
+    assert [row["messages"][-1]["content"] for row in sft] == ["Use `archiveArtifacts`.",
+                                                               "Run `java -jar jenkins-cli.jar safe-restart`."]
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in dpo] == [
+        ("Run `java -jar jenkins-cli.jar safe-restart`.", "Pull the plug.")]
+    report = json.loads((version / "report.json").read_text())
+    assert report["counts"]["rated_answers"] == 3 and report["dropped"] == {"sft_in_training_set": 1}
+    for name in ("sft.jsonl", "dpo.jsonl", "report.json"):
+        text = (version / name).read_text()
+        assert "alice" not in text and "session-of-alice" not in text
+
+    # The formats trl's trainers take: conversational rows, loadable as a datasets.Dataset.
+    from datasets import load_dataset
+    from trl.data_utils import is_conversational
+
+    sft_set = load_dataset("json", data_files=str(version / "sft.jsonl"), split="train")
+    dpo_set = load_dataset("json", data_files=str(version / "dpo.jsonl"), split="train")
+    assert all(is_conversational(row) for row in sft_set) and set(sft_set.column_names) >= {"messages"}
+    assert all(is_conversational(row) for row in dpo_set)
+    assert set(dpo_set.column_names) >= {"prompt", "chosen", "rejected"}
+
+    # Unchanged data: no new version. Against the training set plus the last export: nothing new at all.
+    second = export(memory.target, out, training)
+    assert second.returncode == 0 and "unchanged" in second.stdout and (out / "latest").resolve() == version
+    third = export(memory.target, out, training, version)
+    assert third.returncode == 0, third.stderr
+    newest = (out / "latest").resolve()
+    assert newest != version and (newest / "sft.jsonl").read_text() == "" and (newest / "dpo.jsonl").read_text() == ""
