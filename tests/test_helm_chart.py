@@ -262,6 +262,18 @@ def test_the_fsync_policy_value_reaches_redis():
     assert args[args.index("--appendfsync") + 1] == "everysec"
 
 
+def test_answer_retention_values_reach_memory_as_settings_it_accepts():
+    from jenkins_assistant.memory.config import MemorySettings
+
+    memory = by_kind(render("--set", "memory.ratedAnswerRetentionSeconds=0"), "Deployment")[f"{FULLNAME}-memory"]
+    env = {e["name"]: e["value"] for e in memory["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}
+    assert (env["MEMORY_ANSWER_TTL_S"], env["MEMORY_RATED_ANSWER_TTL_S"]) == ("604800", "0")
+    default = by_kind(render(), "Deployment")[f"{FULLNAME}-memory"]["spec"]["template"]["spec"]["containers"][0]
+    rated = next(e["value"] for e in default["env"] if e["name"] == "MEMORY_RATED_ANSWER_TTL_S")
+    settings = MemorySettings(answer_ttl_s=env["MEMORY_ANSWER_TTL_S"], rated_answer_ttl_s=rated)
+    assert (settings.answer_ttl_s, settings.rated_answer_ttl_s) == (7 * 86400, 365 * 86400)  # integers, not 3.1e+07
+
+
 def test_grpc_clients_dial_headless_services_so_round_robin_sees_every_pod():
     docs = render()
     services = by_kind(docs, "Service")

@@ -34,13 +34,15 @@ class MemorySettings(ServerSettings):
     max_text_chars: int = Field(32_000, ge=1, description="Longest user or assistant text accepted.")
     max_sources: int = Field(20, ge=0, description="Most sources stored with one answer.")
     answer_ttl_s: int = Field(
-        30 * 86400, ge=60,
+        7 * 86400, ge=60,
         description="Seconds a finished answer is kept for rating (answer id, question, answer, sources, model); "
         "an unrated answer is gone after it and rating it gets NOT_FOUND.",
     )
     rated_answer_ttl_s: int = Field(
-        365 * 86400, ge=60,
-        description="Seconds a rated answer is kept, from its last rating (the training data of dataset export).",
+        365 * 86400, ge=0,
+        description="Seconds a rated answer is kept, from its last rating (the training data of dataset export); "
+        "0 = no expiry. A Redis whose maxmemory-policy is volatile-* may evict keys with an expiry under memory "
+        "pressure (the chart's and compose's Redis: volatile-lru), so 0 also keeps rated answers out of eviction.",
     )
     max_comment_chars: int = Field(2000, ge=0, le=100_000, description="Longest feedback comment accepted.")
     redis_timeout_s: float = Field(2.0, gt=0, description="Socket connect/read timeout towards Redis.")
@@ -52,7 +54,7 @@ class MemorySettings(ServerSettings):
     def _window_fits_cap(self) -> MemorySettings:
         if self.default_k > self.max_turns:
             raise ValueError(f"default_k ({self.default_k}) exceeds max_turns ({self.max_turns})")
-        if self.rated_answer_ttl_s < self.answer_ttl_s:
+        if 0 < self.rated_answer_ttl_s < self.answer_ttl_s:
             # Rating an answer must never shorten how long it is kept.
             raise ValueError(f"rated_answer_ttl_s ({self.rated_answer_ttl_s}) is below answer_ttl_s "
                              f"({self.answer_ttl_s})")

@@ -8,7 +8,7 @@ the cap and refreshes the TTL in one atomic step: a turn is stored whole or not 
 Finished answers (for feedback and dataset export) are one hash each, `<prefix>-answer:<answer id>` (the dash keeps
 them apart from session keys, which follow `<prefix>:`): owner, session_id, the record's JSON and, once rated, the
 feedback's JSON. An answer expires after answer_ttl_s unless rated; rating it (a Lua script: check the owner and
-session, set the feedback, extend to rated_answer_ttl_s, index it) happens in one step. `<prefix>-rated` is a sorted
+session, set the feedback, extend to rated_answer_ttl_s or, with 0, drop the expiry, index it) happens in one step. `<prefix>-rated` is a sorted
 set of the rated answer ids, all of score 0 so that it pages in id order (ZRANGEBYLEX); an id whose answer expired
 is dropped from it when a listing meets it.
 """
@@ -68,13 +68,14 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'session_id', ARGV[2], 'record', A
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
 """
-# KEYS[1] = answer hash, KEYS[2] = rated index; ARGV = owner, session id, feedback JSON, ttl seconds, answer id.
+# KEYS[1] = answer hash, KEYS[2] = rated index; ARGV = owner, session id, feedback JSON, ttl seconds (0 = no expiry),
+# answer id.
 # Returns the record JSON, or nil when there is no such answer for this owner and session.
 RATE_SCRIPT = """
 local found = redis.call('HMGET', KEYS[1], 'owner', 'session_id', 'record')
 if not found[3] or found[1] ~= ARGV[1] or found[2] ~= ARGV[2] then return false end
 redis.call('HSET', KEYS[1], 'feedback', ARGV[3])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4])) else redis.call('PERSIST', KEYS[1]) end
 redis.call('ZADD', KEYS[2], 0, ARGV[5])
 return found[3]
 """

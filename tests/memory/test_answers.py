@@ -169,6 +169,16 @@ def test_listing_pages_in_id_order(redis_url):
     assert run_store(MemorySettings(redis_url=redis_url), body) == [["a0", "a1"], ["a2", "a3"], ["a4"]]
 
 
+def test_a_rated_retention_of_0_keeps_rated_answers_without_expiry(redis_url):
+    async def body(store: MemoryStore):
+        await store.record_answer(answer())
+        await store.rate_answer("a1", "s1", "alice", AnswerFeedback("helpful"))
+
+    run_store(MemorySettings(redis_url=redis_url, rated_answer_ttl_s=0), body)
+    raw = redis.Redis.from_url(redis_url)
+    assert raw.ttl("jenkins-assistant:memory-answer:a1") == -1  # no expiry: not evictable by volatile-lru either
+
+
 def test_retention_settings_must_not_shorten_a_rated_answer():
     with pytest.raises(ValueError, match="rated_answer_ttl_s"):
         MemorySettings(answer_ttl_s=7200, rated_answer_ttl_s=3600)
