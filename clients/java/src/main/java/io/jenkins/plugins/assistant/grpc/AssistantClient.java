@@ -62,6 +62,13 @@ public final class AssistantClient implements AutoCloseable {
     /** The deadline of a call unless {@link Builder#deadline} or {@link #withDeadline} says otherwise. */
     public static final Duration DEFAULT_DEADLINE = Duration.ofMinutes(2);
 
+    /**
+     * The environment variables {@link #fromEnvironment()} reads: what the chart's NOTES and
+     * helm/jenkins-assistant/examples/jenkins-values.yaml give the Jenkins controller.
+     */
+    public static final String ENV_TARGET = "JENKINS_ASSISTANT_TARGET";
+    public static final String ENV_TOKEN = "JENKINS_ASSISTANT_TOKEN";
+
     private static final Metadata.Key<String> AUTHORIZATION =
             Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -84,6 +91,29 @@ public final class AssistantClient implements AutoCloseable {
      */
     public static Builder builder(String target) {
         return new Builder(Objects.requireNonNull(target, "target"));
+    }
+
+    /**
+     * A builder configured from the controller's environment: {@value #ENV_TARGET} (required; e.g.
+     * {@code dns:///<release>-jenkins-assistant-inference-headless.<namespace>.svc.cluster.local:50051}) and
+     * {@value #ENV_TOKEN} (empty or unset: no token), with round_robin over the addresses the target resolves to.
+     *
+     * @throws IllegalStateException naming the variable when the target is not set, so that a missing setting reads
+     *     as such rather than as a connection failure later
+     */
+    public static Builder fromEnvironment() {
+        return fromEnvironment(System.getenv());
+    }
+
+    /** As {@link #fromEnvironment()}, from the given variables. */
+    public static Builder fromEnvironment(java.util.Map<String, String> environment) {
+        String target = environment.getOrDefault(ENV_TARGET, "").trim();
+        if (target.isEmpty()) {
+            throw new IllegalStateException(ENV_TARGET + " is not set: give the Jenkins controller the assistant's "
+                    + "address (helm/jenkins-assistant prints it after install)");
+        }
+        // round_robin: with one address it is that address; with a headless Service it spreads calls over pods.
+        return builder(target).token(environment.getOrDefault(ENV_TOKEN, "").trim()).roundRobin();
     }
 
     /** A view that fills in {@code owner} (the Jenkins user id) on requests that do not name one. */

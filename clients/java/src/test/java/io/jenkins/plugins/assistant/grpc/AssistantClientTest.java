@@ -30,6 +30,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -281,6 +282,18 @@ public class AssistantClientTest {
         assertFalse(closed.modelInfo().getModel().isEmpty());
         closed.close();
         assertThrows(AssistantUnavailableException.class, closed::modelInfo);
+    }
+
+    @Test
+    public void theControllersEnvironmentConfiguresTheClient() {
+        // The variables helm/jenkins-assistant/examples/jenkins-values.yaml gives the controller.
+        try (AssistantClient fromEnv = AssistantClient.fromEnvironment(Map.of(
+                AssistantClient.ENV_TARGET, TARGET, AssistantClient.ENV_TOKEN, TOKEN)).build()) {
+            assertFalse(fromEnv.modelInfo().getModel().isEmpty());
+        }
+        IllegalStateException unset = assertThrows(IllegalStateException.class,
+                () -> AssistantClient.fromEnvironment(Map.of(AssistantClient.ENV_TOKEN, TOKEN)));
+        assertTrue(unset.getMessage(), unset.getMessage().contains("JENKINS_ASSISTANT_TARGET is not set"));
     }
 
     /** Records a stream's events in order. */
