@@ -227,6 +227,7 @@ class BuildLogExplainer:
         self._validate(query)
         core = self.core
         started = time.perf_counter()
+        asked_at = time.time()
         options = query.options
         # The CPU-bound part (a 5 MB log: a second or so) stays off the event loop.
         facts = await asyncio.to_thread(extract, bytes(query.log), self.settings)
@@ -240,7 +241,7 @@ class BuildLogExplainer:
             cache_key = self.cache.key(failure, core.model.name, not options.disable_retrieval)
             cached = None if query.refresh else await self.cache.get(cache_key)
             if cached is not None:
-                async for event in self._reuse(cached, facts, failure, query, warnings, started):
+                async for event in self._reuse(cached, facts, failure, query, warnings, started, asked_at):
                     yield event
                 return
         turn = core.turn()
@@ -271,9 +272,12 @@ class BuildLogExplainer:
                 async for delta in deltas:
                     yield delta
             assert out.result is not None
-            # An explanation can be rated like an answer (SubmitFeedback with no session).
-            core.remember_answer(answer_id, ChatQuery(question="", owner=query.owner))
             usage = core.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
+            # Recorded like an answer, so it can be rated (SubmitFeedback with no session); the question is the
+            # retrieval query made of the masked facts: the log itself is never stored.
+            core.remember_answer(answer_id, ChatQuery(question="", owner=query.owner), answer=out.text,
+                                 standalone=search, sources=sources, finish_reason=out.result.finish_reason,
+                                 usage=usage, asked_at=asked_at, kind="explain")
             metrics.ANSWERS.labels(out.result.finish_reason).inc()
             finished = True
             if cache_key and out.result.finish_reason == "stop" and out.text.strip():
@@ -293,7 +297,7 @@ class BuildLogExplainer:
             turn.close()
 
     async def _reuse(self, cached: CachedExplanation, facts: LogFacts, failure: str, query: BuildQuery,
-                     warnings: list[str], started: float) -> AsyncIterator[ExplainEvent]:
+                     warnings: list[str], started: float, asked_at: float) -> AsyncIterator[ExplainEvent]:
         """The cached explanation as a stream of the usual events: this log's facts, the stored sources, the text in
         one delta. No admission: nothing is generated, so a full queue does not delay it."""
         core = self.core
@@ -306,9 +310,12 @@ class BuildLogExplainer:
         yield ExplainMetadata(answer=answer, facts=facts, fingerprint=failure, reused=True)
         yield SourceList(cached.sources)
         yield TextDelta(cached.text)
-        core.remember_answer(answer_id, ChatQuery(question="", owner=query.owner))
         elapsed_ms = (time.perf_counter() - started) * 1000
-        yield Finished(finish_reason="stop", usage=Usage(time_to_first_token_ms=elapsed_ms, total_ms=elapsed_ms))
+        usage = Usage(time_to_first_token_ms=elapsed_ms, total_ms=elapsed_ms)
+        core.remember_answer(answer_id, ChatQuery(question="", owner=query.owner), answer=cached.text,
+                             standalone=retrieval_query(facts), sources=cached.sources, finish_reason="stop",
+                             usage=usage, asked_at=asked_at, kind="explain")
+        yield Finished(finish_reason="stop", usage=usage)
 
     async def explain_whole(self, query: BuildQuery) -> Explanation:
         """The whole explanation of `explain`, collected, with its sections parsed."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import redis
 
-from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2
+from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
 from tests.build_log.conftest import MANIFEST, read_log
 from tests.build_log.test_fingerprint import as_next_build
 from tests.inference.fixtures import explain_cache_url, scrape_metric
@@ -75,6 +75,12 @@ def test_a_repeated_failure_is_reused_from_redis_without_a_model_call(channel, i
         build_log_pb2.GetBuildLogExplanationRequest(log=log, owner="tester", options=SHORT),
         metadata=(("authorization", "Bearer inference-test-token"),))
     assert reply.metadata.reused and reply.text == text_of(first) and reply.summary
+
+    # A reused explanation is recorded like a generated one: it can be rated.
+    inference_pb2_grpc.InferenceServiceStub(channel).SubmitFeedback(
+        inference_pb2.SubmitFeedbackRequest(answer_id=metadata.answer.answer_id, owner="tester",
+                                            rating=common_pb2.RATING_HELPFUL),
+        metadata=(("authorization", "Bearer inference-test-token"),))
 
     # refresh: generated anew (and stored in its place).
     fresh = explain(stub, log, refresh=True)
