@@ -244,3 +244,65 @@ def test_listing_needs_the_export_scope_and_owners_stay_within_a_client(start_me
         with pytest.raises(grpc.RpcError) as bad:
             stub.ListRatedAnswers(memory_pb2.ListRatedAnswersRequest(page_size=5000), metadata=exporter)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_fuzzed_answer_calls_get_deliberate_statuses_and_leave_a_rated_answer_as_it_was(start_memory, redis_url):
+    """Random and malformed RecordAnswer / RateAnswer / ListRatedAnswers requests (seeded, the helpers of
+    tests/test_fuzz.py): never INTERNAL, and the rated answer stored before is byte-identical afterwards."""
+    import random
+
+    from tests.test_fuzz import (
+        FLOATS,
+        INTS,
+        OTHER_OWNERS,
+        SESSION_IDS,
+        TEXTS,
+        Results,
+        call_raw,
+        mutate,
+        random_bytes,
+        timestamp,
+    )
+
+    service = start_memory()
+    with grpc.insecure_channel(service.target) as channel:
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        stub.RecordAnswer(record_pb("kept-1", owner="keeper", session_id="keep-s"))
+        stub.RateAnswer(rate_pb("kept-1", session_id="keep-s", owner="keeper", comment="keep me"))
+        raw = redis.Redis.from_url(redis_url)
+        before = raw.dump("jenkins-assistant:memory-answer:kept-1")
+        rng = random.Random(1313)
+        results = Results()
+        ids = ["kept-1", "", "a" * 128, "a" * 129, "ünï", "x y", "../kept-1", "kept-1\x00", "new-1"]
+        for _ in range(900):
+            method = rng.choice(["RecordAnswer", "RateAnswer", "ListRatedAnswers"])
+            if method == "RecordAnswer":
+                record = memory_pb2.AnswerRecord(
+                    answer_id=rng.choice(ids), owner=rng.choice(OTHER_OWNERS), session_id=rng.choice(SESSION_IDS),
+                    kind=rng.choice(["chat", "explain", "", "poem"]), question=rng.choice(TEXTS),
+                    answer_text=rng.choice(TEXTS), standalone_question=rng.choice(TEXTS),
+                    source_urls=rng.choice([[], ["https://www.jenkins.io/"], [""], ["x" * 2049], ["u"] * 21]),
+                    model=rng.choice(["", "m", "m\n", "x" * 257]), finish_reason=rng.choice(INTS),
+                    usage=common_pb2.Usage(total_ms=rng.choice(FLOATS), tokens_per_s=rng.choice(FLOATS)))
+                if rng.random() < 0.7:
+                    record.asked_at.CopyFrom(timestamp(rng))
+                if rng.random() < 0.7:
+                    record.answered_at.CopyFrom(timestamp(rng))
+                request = memory_pb2.RecordAnswerRequest(answer=record)
+            elif method == "RateAnswer":
+                request = rate_pb(rng.choice(ids), rng.choice(SESSION_IDS), rng.choice(OTHER_OWNERS),
+                                  rng.choice(INTS), comment=rng.choice(TEXTS), corrected_answer=rng.choice(TEXTS))
+            else:
+                request = memory_pb2.ListRatedAnswersRequest(page_size=rng.choice(INTS), page_token=rng.choice(ids))
+            body = request.SerializeToString()
+            shape = rng.randrange(3)
+            body = mutate(rng, body) if shape == 1 else random_bytes(rng) if shape == 2 else body
+            code = call_raw(channel, f"/jenkins_assistant.v1.MemoryService/{method}", body)
+            results.check(method, body, code, {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
+                                               grpc.StatusCode.NOT_FOUND})
+        assert results.failures == [], results.failures[:20]
+        assert {"OK", "INVALID_ARGUMENT", "NOT_FOUND"} <= set(results.seen)
+        assert raw.dump("jenkins-assistant:memory-answer:kept-1") == before
+        [kept] = [r for r in stub.ListRatedAnswers(memory_pb2.ListRatedAnswersRequest(page_size=1000)).answers
+                  if r.answer.answer_id == "kept-1"]
+        assert kept.feedback.comment == "keep me"
