@@ -2,6 +2,10 @@
 
     GET  /              the chat page (static files served from this package: no CDN, works offline)
     POST /api/chat      {"session_id", "question"} -> text/event-stream: metadata, sources, delta..., done | error
+    GET  /explain       the page explaining a failed build from its console log (pasted or uploaded)
+    POST /api/explain   the console log as the body (?job_name=&build_number=&refresh=) -> text/event-stream:
+                        metadata (with the facts extracted from the log), sources, delta..., done | error
+    GET  /api/limits    {"max_log_bytes", "max_question_chars"}: what the pages may send
     POST /api/feedback  {"answer_id", "session_id", "rating": "helpful"|"not_helpful", "comment",
                          "corrected_answer"} -> 204 (the last two optional)
     GET  /api/model     the served model and index (the inference service's GetModelInfo)
@@ -26,9 +30,9 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -167,27 +171,31 @@ def _header(scope, name: bytes) -> str | None:
 
 
 class BodyLimit:
-    """Refuses a request body over `limit_bytes` with 413 before any of it is parsed (plain ASGI).
+    """Refuses a request body over `limit_bytes` (or its path's limit in `path_limits`) with 413 before any of it is
+    parsed (plain ASGI).
 
     A Content-Length over the limit is refused at once, without reading the body. Otherwise the body is counted as
     it arrives, so a chunked body (no Content-Length) is held to the same limit; the app then gets the body read
     here. FastAPI would read and parse the whole body (a 5 MB JSON once) before any field limit applied.
     """
 
-    def __init__(self, app, limit_bytes: int) -> None:
+    def __init__(self, app, limit_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit_bytes = limit_bytes
+        self.path_limits = path_limits or {}
 
-    def _too_large(self) -> JSONResponse:
-        return error_response(413, "payload_too_large", f"the request body exceeds {self.limit_bytes} bytes")
+    @staticmethod
+    def _too_large(limit: int) -> JSONResponse:
+        return error_response(413, "payload_too_large", f"the request body exceeds {limit} bytes")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.limit_bytes)
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit_bytes:
-            await self._too_large()(scope, receive, send)
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            await self._too_large(limit)(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -197,8 +205,8 @@ class BodyLimit:
                 return  # the client went away before its body was complete: nothing to answer
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit_bytes:
-                await self._too_large()(scope, receive, send)
+            if size > limit:
+                await self._too_large(limit)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -257,7 +265,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = FastAPI(title="Jenkins assistant gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     # The last added runs first: security headers on every response, the 413 before anything reads the body.
     app.add_middleware(BrowserIdentity, secure=settings.cookie_secure)
-    app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes)
+    # A console log is the body of /api/explain: it gets the log limit, every other body the small one.
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes,
+                       path_limits={"/api/explain": settings.max_log_bytes})
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -297,6 +307,32 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         events = request.app.state.core.chat(body.question, body.session_id, owner_of(request))
         # The first event is read before answering, so errors found up front (bad input, service down, queue
         # full) get their HTTP status; later ones can only be an `error` event in the stream.
+        try:
+            first = await anext(events)
+        except ServiceError as exc:
+            return service_error_response(exc)
+        return EventSourceResponse(_event_stream(first, events), ping=15,
+                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @app.get("/explain", include_in_schema=False)
+    async def explain_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "explain.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/limits")
+    async def limits() -> dict:
+        return {"max_log_bytes": settings.max_log_bytes, "max_question_chars": settings.max_question_chars}
+
+    @app.post("/api/explain")
+    async def explain(
+        request: Request,
+        job_name: Annotated[str, Query(max_length=1000)] = "",
+        build_number: Annotated[int, Query(ge=0)] = 0,
+        refresh: bool = False,
+    ) -> Response:
+        # The body is the log as bytes (not JSON, whose escapes would grow a log with ANSI colours up to 6 times
+        # past the limit); BodyLimit has already held it to max_log_bytes.
+        log_bytes = await request.body()
+        events = request.app.state.core.explain(log_bytes, owner_of(request), job_name, build_number, refresh)
         try:
             first = await anext(events)
         except ServiceError as exc:

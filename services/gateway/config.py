@@ -41,6 +41,12 @@ class GatewaySettings(BaseSettings):
         64 * 1024, ge=1024, le=16 * 1024 * 1024,
         description="Largest request body accepted; a bigger one gets 413 before any of it is parsed.",
     )
+    max_log_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="Largest console log POST /api/explain takes (its body is the log): keep it at the inference "
+        "service's BUILD_LOG_MAX_LOG_BYTES, which refuses a longer one. A bigger body gets 413 before it is read; "
+        "the page sends the tail of a longer log.",
+    )
     grace_s: float = Field(10.0, ge=0, le=300, description="Seconds open answers get on shutdown.")
     log_level: str = Field("INFO", description="Python logging level.")
 

@@ -7,8 +7,9 @@ in the transport decides what a browser is told.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from jenkins_assistant.common.channels import aio_client_channel
 from jenkins_assistant.common.errors import InvalidInput, ServiceError, error_for_status
 from jenkins_assistant.gateway.config import GatewaySettings
 from jenkins_assistant.gateway.render import answer_html
-from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,33 @@ def _finish_reason(value: int) -> str:
     return common_pb2.FinishReason.Name(value).removeprefix("FINISH_REASON_").lower()
 
 
+async def _answer_events(call, method: str, metadata: Callable[[Any], dict[str, Any]]) -> AsyncIterator[ChatEvent]:
+    """The events of a streamed answer (Chat and ExplainBuildLog send the same kinds; only their metadata differs).
+    Closing it cancels the gRPC call, which frees the inference slot."""
+    answer: list[str] = []
+    try:
+        async for response in call:
+            kind = response.WhichOneof("event")
+            if kind == "metadata":
+                yield ChatEvent("metadata", metadata(response.metadata))
+            elif kind == "delta":
+                answer.append(response.delta.text)
+                yield ChatEvent("delta", {"text": response.delta.text})
+            elif kind == "sources":
+                yield ChatEvent("sources", {"sources": [_to_dict(s) for s in response.sources.sources]})
+            elif kind == "finished":
+                yield ChatEvent("done", {
+                    "finish_reason": _finish_reason(response.finished.finish_reason),
+                    "usage": _to_dict(response.finished.usage),
+                    "html": answer_html("".join(answer)),
+                    "warnings": list(response.finished.warnings),
+                })
+    except grpc.aio.AioRpcError as exc:
+        raise domain_error(exc, method) from None
+    finally:
+        call.cancel()  # no-op once the stream has ended
+
+
 class GatewayCore:
     """Create it on the running event loop (grpc.aio binds its channel to the loop); `await close()` at the end."""
 
@@ -57,6 +85,7 @@ class GatewayCore:
         self.settings = settings
         self._channel = aio_client_channel(settings.inference_target)  # round_robin over every inference replica
         self._inference = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._build_log = build_log_pb2_grpc.BuildLogServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = bearer_metadata(settings.token)
 
@@ -79,28 +108,28 @@ class GatewayCore:
             options=common_pb2.GenerationOptions(max_tokens=self.settings.max_tokens),
         )
         call = self._inference.Chat(request, timeout=self.settings.request_timeout_s, metadata=self._metadata)
-        answer: list[str] = []
-        try:
-            async for response in call:
-                kind = response.WhichOneof("event")
-                if kind == "metadata":
-                    yield ChatEvent("metadata", _to_dict(response.metadata))
-                elif kind == "delta":
-                    answer.append(response.delta.text)
-                    yield ChatEvent("delta", {"text": response.delta.text})
-                elif kind == "sources":
-                    yield ChatEvent("sources", {"sources": [_to_dict(s) for s in response.sources.sources]})
-                elif kind == "finished":
-                    yield ChatEvent("done", {
-                        "finish_reason": _finish_reason(response.finished.finish_reason),
-                        "usage": _to_dict(response.finished.usage),
-                        "html": answer_html("".join(answer)),
-                        "warnings": list(response.finished.warnings),
-                    })
-        except grpc.aio.AioRpcError as exc:
-            raise domain_error(exc, "Chat") from None
-        finally:
-            call.cancel()  # no-op once the stream has ended
+        async with contextlib.aclosing(_answer_events(call, "Chat", _to_dict)) as events:
+            async for event in events:
+                yield event
+
+    async def explain(self, log: bytes, owner: str, job_name: str = "", build_number: int = 0,
+                      refresh: bool = False) -> AsyncIterator[ChatEvent]:
+        """An explanation of a failed build, as the events of `chat`; its metadata also carries the facts extracted
+        from the log and whether the explanation is a reused one. The inference service checks the log (empty,
+        binary, over its limit: INVALID_ARGUMENT naming it)."""
+        request = build_log_pb2.ExplainBuildLogRequest(
+            log=log, owner=owner, job_name=job_name, build_number=build_number, refresh=refresh,
+            options=common_pb2.GenerationOptions(max_tokens=self.settings.max_tokens),
+        )
+        call = self._build_log.ExplainBuildLog(request, timeout=self.settings.request_timeout_s,
+                                               metadata=self._metadata)
+
+        def metadata(m: build_log_pb2.ExplainBuildLogMetadata) -> dict[str, Any]:
+            return {**_to_dict(m.answer), "facts": _to_dict(m.facts), "reused": m.reused}
+
+        async with contextlib.aclosing(_answer_events(call, "ExplainBuildLog", metadata)) as events:
+            async for event in events:
+                yield event
 
     async def submit_feedback(self, answer_id: str, session_id: str, owner: str, rating: str, comment: str,
                               corrected_answer: str = "") -> None:

@@ -11,12 +11,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
 from jenkins_assistant.gateway.config import GatewaySettings
 from tests.conftest import ServiceProcess, free_port
-from tests.inference.fixtures import TEST_TOKEN
+from tests.inference.fixtures import BUILD_LOG_LIMIT_BYTES, TEST_TOKEN
 
 
 class GatewayProcess(ServiceProcess):
@@ -41,7 +42,9 @@ def gateway_process(inference_target: str, **env: str) -> GatewayProcess:
     return GatewayProcess(
         args=[sys.executable, "-m", "jenkins_assistant.gateway.server"],
         env={"GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_INFERENCE_TARGET": inference_target,
-             "GATEWAY_INFERENCE_TOKEN": TEST_TOKEN, "GATEWAY_REQUEST_TIMEOUT_S": "240", **env},
+             "GATEWAY_INFERENCE_TOKEN": TEST_TOKEN, "GATEWAY_REQUEST_TIMEOUT_S": "240",
+             # The inference fixture's console-log limit, as a deployment sets both alike.
+             "GATEWAY_MAX_LOG_BYTES": str(BUILD_LOG_LIMIT_BYTES), **env},
         port=port,
     )
 
@@ -74,3 +77,28 @@ def start_gateway() -> Iterator[Callable[..., GatewayProcess]]:
             return service
 
         yield start
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser():
+    """A real headless Chromium at a phone's width (the chat and explain pages' browser tests)."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(argument)
+    # A phone's viewport (a plain window cannot be narrower than 500 pixels in headless Chromium).
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844,
+                                                                          "pixelRatio": 3}})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -4,40 +4,18 @@ Selenium), at a phone's width, against the gateway and the real inference servic
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.gateway.conftest import CHROMEDRIVER, CHROMIUM
 from tests.inference.fixtures import scrape_metric, wait_for_metric
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SESSION_KEY = "jenkins-assistant.session"
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
 )
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    # A phone's viewport (a plain window cannot be narrower than 500 pixels in headless Chromium).
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": {"width": 390, "height": 844,
-                                                                          "pixelRatio": 3}})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager would otherwise try to download one.
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.05):
