@@ -143,7 +143,8 @@ def test_service_addresses_and_selectors_match_what_the_release_runs(flags):
                     expected = "assistant-auth" if "auth.existingSecret=assistant-auth" in flags else f"{FULLNAME}-auth"
                     if "auth.clientsSecret=assistant-clients" in flags:
                         expected = "assistant-clients"
-                    own = {"INFERENCE_UPSTREAM_API_KEY": "engine-key", "MEMORY_REDIS_PASSWORD": "redis-auth"}
+                    own = {"INFERENCE_UPSTREAM_API_KEY": "engine-key", "MEMORY_REDIS_PASSWORD": "redis-auth",
+                           "BUILD_LOG_CACHE_REDIS_PASSWORD": "redis-auth"}
                     assert secret["name"] == own.get(env["name"], expected)
             opened = {p["containerPort"] for p in container.get("ports", [])} | {
                 p["name"] for p in container.get("ports", [])}
