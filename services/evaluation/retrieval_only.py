@@ -21,7 +21,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
 
     settings = RetrievalSettings(index_dir=str(index_dir))
     index = RetrievalIndex(index_dir, load_embedder(settings), settings.faiss_threads, hybrid,
-                           settings.keyword_weight, settings.rrf_k)
+                           settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
     results = []
     for item in items:
         hits, elapsed_ms = index.timed_search(item.question, k)

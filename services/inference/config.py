@@ -68,6 +68,10 @@ class RetrievalSettings(ServerSettings):
     )
     keyword_weight: float = Field(0.5, ge=0, le=10, description="Weight of the BM25 ranking in the fusion.")
     rrf_k: int = Field(10, ge=1, le=1000, description="Reciprocal rank fusion constant (smaller favours top ranks).")
+    passage_neighbors: int = Field(
+        0, ge=0, le=4,
+        description="Chunks that follow a retrieved chunk in its section and are appended to its passage.",
+    )
 
 
 class InferenceSettings(RetrievalSettings):

@@ -145,7 +145,7 @@ def search(
     settings = RetrievalSettings(index_dir=str(index))
     hybrid = settings.hybrid and bool(manifest.get("hybrid"))
     retrieval = RetrievalIndex(index, load_embedder(settings), settings.faiss_threads, hybrid,
-                               settings.keyword_weight, settings.rrf_k)
+                               settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
     hits, elapsed_ms = retrieval.timed_search(query, k)
     for hit in hits:
         typer.echo(f"{hit.score:.4f}  {hit.chunk.title} > {hit.chunk.section}\n        {hit.chunk.url}")

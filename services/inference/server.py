@@ -41,7 +41,7 @@ def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> Infer
     index = None
     if settings.require_index or read_manifest(settings.index_dir) is not None:
         index = RetrievalIndex(settings.index_dir, load_embedder(settings), settings.faiss_threads, settings.hybrid,
-                               settings.keyword_weight, settings.rrf_k)
+                               settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
     else:
         log.warning("no retrieval index in %s: answering without documentation", settings.index_dir)
     return InferenceCore(settings, model, index, memory)

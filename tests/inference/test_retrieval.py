@@ -116,3 +116,42 @@ def test_recall_at_5_on_the_sample_index(sample_index: Path):
     print(f"\nrecall_at_5={served_recall:.3f} ({mode}, served)\nrecall_at_5_{other_mode}={other_recall:.3f}")
     print("misses:\n  " + "\n  ".join(misses))
     assert served_recall >= 0.8
+
+
+def test_join_overlapping_drops_the_repeated_text():
+    from jenkins_assistant.inference.retrieval.index import join_overlapping
+
+    assert join_overlapping("A stage groups steps. It runs", "It runs on an agent.") == \
+        "A stage groups steps. It runs on an agent."
+    assert join_overlapping("First part.", "Second part.") == "First part.\nSecond part."
+
+
+def test_a_passage_extends_into_the_following_chunks_of_its_section(tmp_path: Path, settings, embedder):
+    from jenkins_assistant.inference.retrieval.index import join_overlapping
+
+    out = tmp_path / "index"
+    build_index(_corpus(), out, settings, embedder)
+    plain = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True)
+    stage_chunks = [c for c in plain.chunks if c.section == "Pipeline demo > Stages"]
+    assert len(stage_chunks) >= 3
+
+    extended = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, neighbors=1)
+    question = "What does a stage group?"
+    first_plain, first = plain.search(question, 1)[0], extended.search(question, 1)[0]
+    assert first.chunk.id == first_plain.chunk.id and first.chunk.url == first_plain.chunk.url
+    position = next(i for i, c in enumerate(plain.chunks) if c.id == first.chunk.id)
+    following = plain.chunks[position + 1]
+    if following.section == first.chunk.section:
+        # The next chunk's text is appended once, without the characters the chunker repeated.
+        assert first.chunk.text == join_overlapping(first_plain.chunk.text, following.text)
+        assert first.chunk.text.endswith(following.text) and first.chunk.text != first_plain.chunk.text
+    else:
+        assert first.chunk.text == first_plain.chunk.text
+
+    # A chunk already appended to a better passage is not given again: every text is distinct and no passage
+    # crosses into another section or document.
+    hits = extended.search(question, 4)
+    assert len(hits) == 4 and len({h.chunk.id for h in hits}) == 4
+    for hit in hits:
+        own = [c for c in plain.chunks if c.doc_id == hit.chunk.doc_id and c.section == hit.chunk.section]
+        assert any(c.text in hit.chunk.text for c in own)

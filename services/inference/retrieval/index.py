@@ -10,6 +10,11 @@ Layout of an index directory:
 Optionally (hybrid), dense and keyword rankings are fused by weighted reciprocal rank fusion: keyword
 matching rescues exact Jenkins terms (plugin ids, step names, CLI flags) that a 384-dimension sentence
 embedding blurs, but it also promotes pages that merely repeat the words; see RetrievalSettings.hybrid.
+
+A hit can be extended with the chunks that follow it in the same section (RetrievalSettings.passage_neighbors):
+chunks are small (about 450 characters) so that the embedder reads all of them, and the answer to a question
+often sits just after the sentence that matched it (the option's description after its name, the code after
+"for example:").
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jenkins_assistant.common.errors import FailedPrecondition
@@ -46,6 +51,14 @@ def bm25_tokens(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
+def join_overlapping(first: str, second: str, max_overlap: int = 400) -> str:
+    """`first` then `second`, without the text the chunker repeated at the start of `second`."""
+    for size in range(min(len(first), len(second), max_overlap), 0, -1):
+        if first.endswith(second[:size]):
+            return first + second[size:]
+    return f"{first}\n{second}"
+
+
 def read_manifest(index_dir: Path) -> dict | None:
     path = Path(index_dir) / MANIFEST
     if not path.is_file():
@@ -60,7 +73,7 @@ def read_chunks(index_dir: Path) -> list[Chunk]:
 
 class RetrievalIndex:
     def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool,
-                 keyword_weight: float = 0.5, rrf_k: int = 10) -> None:
+                 keyword_weight: float = 0.5, rrf_k: int = 10, neighbors: int = 0) -> None:
         import faiss
 
         index_dir = Path(index_dir)
@@ -84,6 +97,7 @@ class RetrievalIndex:
         self._embedder = embedder
         self._keyword_weight = keyword_weight
         self._rrf_k = rrf_k
+        self._neighbors = neighbors
         self._bm25 = None
         if hybrid:
             import bm25s
@@ -111,20 +125,45 @@ class RetrievalIndex:
         return [int(i) for i in ids[0]]
 
     def search(self, query: str, k: int) -> list[Hit]:
-        """The k best chunks, best first. Scores: cosine similarity (dense) or fused RRF score (hybrid)."""
-        depth = min(len(self.chunks), max(k * 5, 50) if self._bm25 else k)
+        """The k best passages, best first: a chunk, extended with the `neighbors` chunks that follow it in its
+        section. Scores: cosine similarity (dense) or fused RRF score (hybrid)."""
+        # Extending merges a following chunk that ranked too; the ranking then needs more candidates to fill k.
+        wanted = k * (self._neighbors + 1)
+        depth = min(len(self.chunks), max(wanted * 5, 50) if self._bm25 else wanted)
         if depth == 0:
             return []
         dense = self._dense(query, depth)
         if self._bm25 is None:
-            return [Hit(self.chunks[i], score) for i, score in dense[:k]]
-        fused: dict[int, float] = {}
-        for rank, (i, _score) in enumerate(dense):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (self._rrf_k + rank + 1)
-        for rank, i in enumerate(self._keyword(query, depth)):
-            fused[i] = fused.get(i, 0.0) + self._keyword_weight / (self._rrf_k + rank + 1)
-        best = sorted(fused.items(), key=lambda item: item[1], reverse=True)[:k]
-        return [Hit(self.chunks[i], score) for i, score in best]
+            ranked = dense
+        else:
+            fused: dict[int, float] = {}
+            for rank, (i, _score) in enumerate(dense):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (self._rrf_k + rank + 1)
+            for rank, i in enumerate(self._keyword(query, depth)):
+                fused[i] = fused.get(i, 0.0) + self._keyword_weight / (self._rrf_k + rank + 1)
+            ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
+        if not self._neighbors:
+            return [Hit(self.chunks[i], score) for i, score in ranked[:k]]
+        return self._extended(ranked, k)
+
+    def _extended(self, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
+        hits: list[Hit] = []
+        used: set[int] = set()
+        for i, score in ranked:
+            if len(hits) == k:
+                break
+            if i in used:  # already the tail of a better-ranked passage
+                continue
+            chunk, text, last = self.chunks[i], self.chunks[i].text, i
+            used.add(i)
+            for j in range(i + 1, min(i + 1 + self._neighbors, len(self.chunks))):
+                following = self.chunks[j]
+                if j in used or following.doc_id != chunk.doc_id or following.section != chunk.section:
+                    break
+                text, last = join_overlapping(text, following.text), j
+                used.add(j)
+            hits.append(Hit(chunk if last == i else replace(chunk, text=text), score))
+        return hits
 
     def timed_search(self, query: str, k: int) -> tuple[list[Hit], float]:
         started = time.perf_counter()
