@@ -1,4 +1,4 @@
-"""`jenkins-assistant dataset ...`: training data from rated answers (and, later, from the documents).
+"""`jenkins-assistant dataset ...`: training data from rated answers and from the documents.
 
     jenkins-assistant dataset export --memory-target 127.0.0.1:50061 \
         --training-set ../shared/data/qa/nouralmulhem-Enhancing-LLM-with-Jenkins-Knowledge/jenkins_docs_qa_pairs.csv \
@@ -8,6 +8,13 @@ writes a new version `var/datasets/feedback/<version>/` with `sft.jsonl` (trl SF
 `dpo.jsonl` (trl DPOTrainer prompt/chosen/rejected rows) and `report.json` (counts, drops by reason), and points
 `latest` at it; nothing when the content is unchanged. The memory service must grant the caller the export-feedback
 scope when it checks credentials.
+
+    jenkins-assistant dataset generate --shared-data ../shared/data --source jenkins-docs \
+        --inference-target 127.0.0.1:50052 --limit 20 --out var/datasets/generated
+
+asks the served model (or `--openai-url`, any OpenAI-compatible server) for a question/answer pair per document
+section, keeps those the section supports (`generate.py`) and writes a version with `qa.csv` (question, answer,
+url, license, section: the training job's CSV) and `rows.jsonl`; a second run resumes where the last one stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from jenkins_assistant.datasets.versions import jsonl, write_version
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
 SFT_FILE, DPO_FILE = "sft.jsonl", "dpo.jsonl"
+QA_FILE, ROWS_FILE, PROGRESS_FILE = "qa.csv", "rows.jsonl", "progress.jsonl"
+QA_COLUMNS = ["question", "answer", "url", "license", "section"]
 
 
 def fetch_rated(target: str, token: str, page_size: int = 500, timeout_s: float = 30.0) -> list[Rated]:
@@ -110,3 +119,151 @@ def export(
     state = "written" if written else "unchanged, nothing written"
     typer.echo(f"{folder}: {len(result.sft)} SFT rows, {len(result.pairs)} preference pairs from {len(rated)} rated "
                f"answers ({state}); dropped: {json.dumps(result.dropped, sort_keys=True)}")
+
+
+class InferenceGenerator:
+    """Completes a prompt with the served model: the inference service's Ask, without retrieval (the section is in
+    the prompt), greedy."""
+
+    def __init__(self, target: str, token: str, timeout_s: float = 600.0) -> None:
+        from jenkins_assistant.common.auth import bearer_metadata
+        from jenkins_assistant.common.channels import client_channel
+        from jenkins_assistant.v1 import inference_pb2, inference_pb2_grpc
+
+        self._pb = inference_pb2
+        self._channel = client_channel(target)
+        self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+        self._metadata = bearer_metadata(token or None)
+        self._timeout_s = timeout_s
+        self.name = self._stub.GetModelInfo(inference_pb2.GetModelInfoRequest(), timeout=30,
+                                            metadata=self._metadata).model
+
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        from jenkins_assistant.v1 import common_pb2
+
+        options = common_pb2.GenerationOptions(max_tokens=max_tokens, temperature=0.0, disable_retrieval=True)
+        reply = self._stub.Ask(self._pb.AskRequest(question=prompt, owner="dataset-generate", options=options),
+                               timeout=self._timeout_s, metadata=self._metadata)
+        return reply.text
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class OpenAIGenerator:
+    """Completes a prompt with an OpenAI-compatible server's /chat/completions (vLLM, llama-server, ...)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str, timeout_s: float = 600.0) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s)
+        self.name = model or self._http.get("/models").raise_for_status().json()["data"][0]["id"]
+
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        reply = self._http.post("/chat/completions", json={
+            "model": self.name, "messages": [{"role": "user", "content": prompt}], "temperature": 0.0,
+            "max_tokens": max_tokens}).raise_for_status().json()
+        return reply["choices"][0]["message"]["content"] or ""
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _documents(documents: Path | None, shared_data: Path | None, sources: list[str]):
+    from jenkins_assistant.common.records import read_documents_jsonl
+
+    if documents is not None:
+        return read_documents_jsonl(documents)
+    if shared_data is None:
+        raise typer.BadParameter("give --documents (a documents.jsonl) or --shared-data")
+    from jenkins_assistant.scraper.shared_sources import SHARED_FOLDERS, iter_shared_documents
+
+    return iter_shared_documents(shared_data, sources or SHARED_FOLDERS)
+
+
+def _read_progress(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break  # a line cut by a kill: that section is tried again
+    return records
+
+
+@app.command()
+def generate(
+    documents: Annotated[Path | None, typer.Option(exists=True, help="A documents.jsonl (the scraper's).")] = None,
+    shared_data: Annotated[Path | None, typer.Option(exists=True, help="Or the shared data folder.")] = None,
+    source: Annotated[list[str], typer.Option(help="Shared data folders to use (repeatable); default: all.")]
+    = [],  # noqa: B006
+    inference_target: Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TARGET",
+                                                  help="host:port of the inference service.")] = "127.0.0.1:50052",
+    token: Annotated[str, typer.Option(envvar="JENKINS_ASSISTANT_TOKEN", help="Its bearer token.")] = "",
+    openai_url: Annotated[str, typer.Option(help="Use this OpenAI-compatible API instead (e.g. "
+                                                 "http://127.0.0.1:8080/v1).")] = "",
+    openai_model: Annotated[str, typer.Option(help="Model name for --openai-url; default: its first.")] = "",
+    openai_api_key: Annotated[str, typer.Option(envvar="OPENAI_API_KEY", help="Key for --openai-url.")] = "",
+    limit: Annotated[int, typer.Option(min=1, help="Sections to try in this run (then it stops; the next run "
+                                                   "resumes).")] = 20,
+    max_tokens: Annotated[int, typer.Option(min=16, help="Longest generated reply.")] = 200,
+    out: Annotated[Path, typer.Option(help="Folder of the versions and of progress.jsonl.")] = Path(
+        "var/datasets/generated"),
+) -> None:
+    """Question/answer pairs per document section from the served model, kept when the section supports them."""
+    from jenkins_assistant.datasets.generate import pending_sections, try_section
+
+    out.mkdir(parents=True, exist_ok=True)
+    progress_path = out / PROGRESS_FILE
+    progress = _read_progress(progress_path)
+    done = {record["key"] for record in progress}
+    generator = (OpenAIGenerator(openai_url, openai_model, openai_api_key) if openai_url
+                 else InferenceGenerator(inference_target, token))
+    tried = kept = 0
+    try:
+        with open(progress_path, "a", encoding="utf-8") as log:
+            for section in pending_sections(_documents(documents, shared_data, source), done):
+                if tried >= limit:
+                    break
+                outcome = try_section(section, generator, max_tokens)
+                record = outcome.progress_record(generator.name)
+                log.write(json.dumps(record, ensure_ascii=False) + "\n")
+                log.flush()  # one line per section: a stop anywhere loses at most the section in hand
+                progress.append(record)
+                tried += 1
+                kept += outcome.status == "kept"
+                why = f": {outcome.reason}" if outcome.reason else ""
+                typer.echo(f"{outcome.status}: {section.url} ({section.heading}){why}", err=True)
+    finally:
+        generator.close()
+    rows, questions = [], set()
+    for record in progress:
+        # One row per question: two sections may well raise the same one (the first kept wins).
+        if record.get("status") == "kept" and (key := question_key(record["row"]["question"])) not in questions:
+            questions.add(key)
+            rows.append(record["row"])
+    reasons: dict[str, int] = {}
+    for record in progress:
+        if record.get("status") != "kept":
+            reason = record.get("reason", "").split(":")[0].split(" (")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    report = {"counts": {"sections_tried": len(progress), "rows": len(rows),
+                         "kept": sum(record.get("status") == "kept" for record in progress), "tried_this_run": tried,
+                         "kept_this_run": kept}, "rejected": reasons, "model": generator.name}
+    folder, written = write_version(out, {QA_FILE: _qa_csv(rows), ROWS_FILE: jsonl(rows)}, report)
+    typer.echo(f"{folder}: {len(rows)} pairs kept of {len(progress)} sections tried ({kept} of {tried} this run; "
+               f"{'written' if written else 'unchanged'})")
+
+
+def _qa_csv(rows: list[dict]) -> str:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=QA_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

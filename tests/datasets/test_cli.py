@@ -3,6 +3,7 @@ as trl takes them, owners and sessions are not in them, the training set is resp
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import grpc
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.clients import token_sha256
 from jenkins_assistant.common.records import AnswerRecord
+from jenkins_assistant.datasets.feedback import question_key
 from jenkins_assistant.v1 import common_pb2, memory_pb2, memory_pb2_grpc
 
 INFERENCE_TOKEN, EXPORT_TOKEN = "inference-token", "export-token"
@@ -91,3 +93,48 @@ def test_export_writes_trl_rows_without_owners_deduplicated_and_versioned(start_
     assert third.returncode == 0, third.stderr
     newest = (out / "latest").resolve()
     assert newest != version and (newest / "sft.jsonl").read_text() == "" and (newest / "dpo.jsonl").read_text() == ""
+
+
+def test_generate_asks_the_served_model_records_each_section_and_resumes(inference_process, tmp_path):
+    """The real inference service (SmolLM2 in the tests) answers; whether its pairs pass the checks is the model's
+    business, the run's is to try each section once, record what it decided and go on where it stopped."""
+    from jenkins_assistant.common.records import CorpusDocument, write_documents_jsonl
+    from tests.datasets.test_generate import SECTION
+    from tests.inference.fixtures import TEST_TOKEN
+
+    documents = tmp_path / "documents.jsonl"
+    write_documents_jsonl(documents, [
+        CorpusDocument(id=f"d{i}", url=f"https://www.jenkins.io/doc/pipeline/tour/page-{i}/", title=f"Artifacts {i}",
+                       text=f"# Artifacts {i}\n\n{SECTION}\n\n## Fingerprints {i}\n\n{SECTION}", source="jenkins_docs",
+                       license="CC-BY-SA-4.0")
+        for i in range(2)])
+    out = tmp_path / "generated"
+
+    def run(limit: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "jenkins_assistant.cli", "dataset", "generate", "--documents", str(documents),
+             "--inference-target", inference_process.target, "--token", TEST_TOKEN, "--limit", str(limit),
+             "--max-tokens", "64", "--out", str(out)],
+            capture_output=True, text=True, timeout=600, check=False)
+
+    first = run(1)
+    assert first.returncode == 0, first.stderr
+    progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert len(progress) == 1 and progress[0]["url"].endswith("/page-0/")
+    second = run(10)  # resumes: the three sections left, each once
+    assert second.returncode == 0, second.stderr
+    progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert len(progress) == 4 and len({record["key"] for record in progress}) == 4
+    assert all(record["status"] in ("kept", "rejected") for record in progress)
+    # The latest version is the last run that changed the rows (a run adding nothing new writes none).
+    report = json.loads(((out / "latest").resolve() / "report.json").read_text())
+    kept = [record["row"] for record in progress if record["status"] == "kept"]
+    assert report["model"] == "SmolLM2-135M-Instruct" and 1 <= report["counts"]["sections_tried"] <= 4
+    with open((out / "latest").resolve() / "qa.csv", encoding="utf-8", newline="") as lines:
+        rows = list(csv.DictReader(lines))
+    # One row per question: the two pages here are the same text, so the same question may come twice.
+    assert rows and list(rows[0]) == ["question", "answer", "url", "license", "section"] if kept else rows == []
+    assert len(rows) == len({question_key(r["question"]) for r in kept}) == report["counts"]["rows"]
+    assert all(row["license"] == "CC-BY-SA-4.0" and row["url"].startswith("https://www.jenkins.io/") for row in kept)
+    third = run(5)  # nothing left to try: nothing new written
+    assert third.returncode == 0 and "0 of 0 this run; unchanged" in third.stdout
