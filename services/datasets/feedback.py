@@ -85,7 +85,11 @@ def build_export(rated: Iterable[Rated], known_questions: set[str] = frozenset()
     export = Export()
     usable: list[Rated] = []
     for item in rated:
-        if not item.question:
+        if item.answer.kind != "chat":
+            # A build-log explanation's "question" is its retrieval query of masked facts, and its prompt is another
+            # layout: not a chat example.
+            export.drop("not_a_chat_answer")
+        elif not item.question:
             export.drop("no_question")  # e.g. an explanation recorded without its question
         elif item.answer.finish_reason == UNUSABLE_FINISH and not item.correction:
             export.drop("cancelled")

@@ -79,10 +79,13 @@ def test_standalone_question_is_used_and_unusable_answers_are_dropped():
         rated("a3", "What is Jenkins?", "An automation", "helpful", finish="cancelled"),
         rated("a4", "What is Blue Ocean?", "", "not_helpful"),
         rated("a5", "What is Jenkins?", "Same text", "not_helpful", corrected="Same  text"),
+        Rated(AnswerRecord(answer_id="a6", question="", standalone_question="NullPointerException in stage Build",
+                           answer_text="The build failed because ...", kind="explain"), AnswerFeedback("helpful")),
     ])
     assert [contents(r["messages"])[0][1] for r in export.sft] == ["How do I use credentials with the Git plugin?",
                                                                    "What is Jenkins?"]
-    assert export.dropped == {"no_question": 1, "cancelled": 1, "no_answer": 1, "pair_chosen_equals_rejected": 1}
+    assert export.dropped == {"no_question": 1, "cancelled": 1, "no_answer": 1, "pair_chosen_equals_rejected": 1,
+                              "not_a_chat_answer": 1}
 
 
 def test_training_rows_of_every_format_name_their_question():
