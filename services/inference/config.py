@@ -158,6 +158,9 @@ class InferenceSettings(RetrievalSettings):
     max_retrieval_k: int = Field(20, ge=1, le=200, description="Largest retrieval_k a request may ask for.")
     snippet_chars: int = Field(300, ge=40, le=4000, description="Source snippet length shown to users.")
     require_index: bool = Field(True, description="Refuse to start without a retrieval index (else plain chat).")
+    update_center_path: str = Field(
+        "", description="The update center document (update-center.json: plugin versions, security warnings, "
+        "deprecations) used with a request's Jenkins context and by CheckPlugins; empty = off.")
 
     # ---- memory
     memory_target: str = Field("", description="host:port of the memory service; empty = no conversation memory.")

@@ -38,6 +38,18 @@ from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.condense import concat_question, condense_with_model
 from jenkins_assistant.inference.config import CondenseMode, InferenceSettings
 from jenkins_assistant.inference.engine import GenerationEngine, GenerationSlot
+from jenkins_assistant.inference.jenkins_context import (
+    ContextUse,
+    Finding,
+    JenkinsContext,
+    UpdateCenter,
+    assess,
+    candidates,
+    context_note,
+    rerank,
+    validate,
+    with_note,
+)
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
 from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
@@ -81,6 +93,7 @@ class ChatQuery:
     session_id: str = ""
     owner: str = ""
     options: ChatOptions = field(default_factory=ChatOptions)
+    context: JenkinsContext | None = None  # the user's Jenkins (jenkins_context.py); None = not sent
 
 
 @dataclass
@@ -91,6 +104,7 @@ class AnswerMetadata:
     memory_available: bool
     warnings: list[str]
     model: str
+    jenkins_context: ContextUse | None = None  # what the request's context changed; None without one
 
 
 @dataclass
@@ -232,11 +246,13 @@ class InferenceCore:
         model: GenerationEngine,
         index: RetrievalIndex | None,
         memory: MemoryClient | None,
+        update_center: UpdateCenter | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
         self.index = index
         self.memory = memory
+        self.update_center = update_center  # plugin versions, security warnings, deprecations; None = not loaded
         self.pool: SlotPool[GenerationSlot] = SlotPool(list(model.slots), settings.max_queue)
         self._executor = ThreadPoolExecutor(max_workers=len(model.slots), thread_name_prefix="generate")
         # Answers still being recorded (answer id -> task): feedback on one waits for it, close() too.
@@ -264,6 +280,8 @@ class InferenceCore:
         if query.session_id and not query.owner:
             # An empty owner once mapped to one shared default: every such caller read every such session.
             raise InvalidInput("a session_id needs an owner (the user the session belongs to)")
+        if query.context is not None:
+            validate(query.context)
         self.validate_options(query.options)
 
     def validate_options(self, o: ChatOptions) -> None:
@@ -343,15 +361,19 @@ class InferenceCore:
 
     # ------------------------------------------------------------------ prompt
     def _build_prompt(
-        self, question: str, passages: list[Passage], history: list[Exchange], max_tokens: int
+        self, question: str, passages: list[Passage], history: list[Exchange], max_tokens: int,
+        note: Callable[[list[Passage]], str] | None = None,
     ) -> tuple[Prompt, int, int]:
         """The engine's prompt and how many passages and past exchanges it kept: drops passages, then the oldest
-        history, until the answer fits."""
+        history, until the answer fits. `note` adds sentences about the passages kept to the user's turn."""
         passages, history = list(passages), list(history)
         wanted_room = min(max_tokens, self.model.n_ctx // 4)
         while True:
-            prompt = self.model.prepare(answer_messages(question, passages, history,
-                                                        self.settings.history_answer_chars, self.model.system_prompt))
+            messages = answer_messages(question, passages, history, self.settings.history_answer_chars,
+                                       self.model.system_prompt)
+            if note is not None:
+                messages = with_note(messages, note(passages))
+            prompt = self.model.prepare(messages)
             if prompt.n_tokens + wanted_room <= self.model.n_ctx:
                 break
             if passages:
@@ -412,15 +434,24 @@ class InferenceCore:
                        done: str) -> tuple[list[Hit], list[Passage], float]:
         """The passages for `text` (none when retrieval is off or no index is loaded, with a warning saying the
         answer was `done` without documentation) and the retrieval time in ms."""
+        hits, passages, retrieval_ms, _reranked = await self.retrieve_in_context(text, options, warnings, done, None)
+        return hits, passages, retrieval_ms
+
+    async def retrieve_in_context(self, text: str, options: ChatOptions, warnings: list[str], done: str,
+                                  context: JenkinsContext | None) -> tuple[list[Hit], list[Passage], float, bool]:
+        """`retrieve`, with the hits re-ranked for the user's Jenkins (a few more candidates are searched so that
+        one just below the cut can move in); whether the context changed the order."""
         if options.disable_retrieval:
-            return [], [], 0.0
+            return [], [], 0.0, False
         if self.index is None:
             warnings.append(f"no retrieval index loaded: {done} without documentation")
-            return [], [], 0.0
-        hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, text,
-                                                     options.retrieval_k or self.settings.retrieval_k)
+            return [], [], 0.0, False
+        k = options.retrieval_k or self.settings.retrieval_k
+        hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, text, candidates(k, context))
+        hits, reranked = rerank(hits, context, k)
         metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
-        return hits, [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits], retrieval_ms
+        passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+        return hits, passages, retrieval_ms, reranked
 
     def turn(self) -> _Turn:
         """Admits one answer (raises Overloaded when the queue is full); close it in a `finally`."""
@@ -468,11 +499,15 @@ class InferenceCore:
                 # (giving it back for the ~20 ms of retrieval would send the chat to the back of the queue).
                 await turn.take_slot()
             standalone = await self._standalone(turn.lease, query, history)
-            hits, passages, retrieval_ms = await self.retrieve(standalone, options, warnings, "answered")
+            hits, passages, retrieval_ms, reranked = await self.retrieve_in_context(standalone, options, warnings,
+                                                                                    "answered", query.context)
             max_tokens = options.max_tokens or self.settings.default_max_tokens
+            ctx, center = query.context, self.update_center
+            note = (None if ctx is None or ctx.empty
+                    else lambda kept: context_note(ctx, assess(ctx, kept, center, reranked), center))
             # Tokenizing needs no slot: the vocabulary is read-only state shared by the contexts.
             prompt, used_passages, used_history = await asyncio.to_thread(
-                self._build_prompt, query.question.strip(), passages, history, max_tokens
+                self._build_prompt, query.question.strip(), passages, history, max_tokens, note
             )
             if used_passages < len(passages):
                 warnings.append(f"context window: used {used_passages} of {len(passages)} passages")
@@ -481,8 +516,11 @@ class InferenceCore:
             params = self.sampling(options, self.model.fit(prompt.n_tokens, max_tokens), prompt.stop)
             answer_id = uuid.uuid4().hex
             sources = sources_from_passages(hits[:used_passages], passages[:used_passages], self.settings.snippet_chars)
+            context_use = (None if ctx is None or ctx.empty
+                           else assess(ctx, passages[:used_passages], center, reranked))
             yield AnswerMetadata(answer_id=answer_id, standalone_question=standalone, history_turns_used=used_history,
-                                 memory_available=memory_ok, warnings=warnings, model=self.model.name)
+                                 memory_available=memory_ok, warnings=warnings, model=self.model.name,
+                                 jenkins_context=context_use)
             yield SourceList(sources)
 
             out = Generated()
@@ -580,6 +618,18 @@ class InferenceCore:
         model = await self.memory.rate_answer(answer_id, session_id, owner,
                                               AnswerFeedback(rating, comment, corrected_answer))
         metrics.FEEDBACK.labels(rating, model).inc()
+
+    def check_plugins(self, context: JenkinsContext) -> tuple[list[Finding], str, list[str]]:
+        """Security warnings and deprecations of every installed plugin and of the core version; when the update
+        center data was generated; the plugins it does not know."""
+        validate(context)
+        if self.update_center is None:
+            raise FailedPrecondition("no update center data loaded (INFERENCE_UPDATE_CENTER_PATH): plugins cannot be "
+                                     "checked")
+        center = self.update_center
+        findings = center.findings(context.installed, context.core_version)
+        unknown = [pid for pid, _v in context.plugins if not center.knows(pid)]
+        return findings, center.generated_at, unknown
 
     def model_info(self) -> dict[str, Any]:
         manifest = self.index.manifest if self.index is not None else {}

@@ -44,7 +44,13 @@ def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> Infer
                                settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
     else:
         log.warning("no retrieval index in %s: answering without documentation", settings.index_dir)
-    return InferenceCore(settings, model, index, memory)
+    update_center = None
+    if settings.update_center_path:
+        from jenkins_assistant.inference.jenkins_context import UpdateCenter
+
+        update_center = UpdateCenter.load(settings.update_center_path)
+        log.info("update center data of %s: %d plugins", update_center.generated_at, len(update_center.plugins))
+    return InferenceCore(settings, model, index, memory, update_center)
 
 
 def memory_client(settings: InferenceSettings) -> MemoryClient | None:
@@ -79,6 +85,9 @@ class _DeferredServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     async def GetModelInfo(self, request, context):
         return await self._ready().GetModelInfo(request, context)
+
+    async def CheckPlugins(self, request, context):
+        return await self._ready().CheckPlugins(request, context)
 
 
 class _DeferredBuildLogServicer(build_log_pb2_grpc.BuildLogServiceServicer):

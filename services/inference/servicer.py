@@ -21,6 +21,7 @@ from jenkins_assistant.inference.core import (
     TextDelta,
 )
 from jenkins_assistant.inference.explain import BuildLogExplainer, BuildQuery, ExplainMetadata
+from jenkins_assistant.inference.jenkins_context import ContextUse, Finding, JenkinsContext, JenkinsPage, validate
 from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
 
 _FINISH = {
@@ -29,6 +30,8 @@ _FINISH = {
     "cancelled": common_pb2.FINISH_REASON_CANCELLED,
 }
 _RATING = {common_pb2.RATING_HELPFUL: "helpful", common_pb2.RATING_NOT_HELPFUL: "not_helpful"}
+_FINDING = {"security_warning": common_pb2.PLUGIN_FINDING_KIND_SECURITY_WARNING,
+            "deprecated": common_pb2.PLUGIN_FINDING_KIND_DEPRECATED}
 
 
 def options_from_pb(o: common_pb2.GenerationOptions) -> ChatOptions:
@@ -43,19 +46,46 @@ def options_from_pb(o: common_pb2.GenerationOptions) -> ChatOptions:
     )
 
 
+def context_from_pb(c: common_pb2.JenkinsContext) -> JenkinsContext:
+    return JenkinsContext(
+        core_version=c.core_version, plugins=tuple((p.plugin_id, p.version) for p in c.plugins),
+        page=JenkinsPage(c.page.name, c.page.type, c.page.last_build_result), locale=c.locale,
+    )
+
+
 def query_from_pb(request: inference_pb2.ChatRequest | inference_pb2.AskRequest) -> ChatQuery:
     return ChatQuery(
         question=request.question,
         session_id=request.session_id,
         owner=owner_for(request.owner, current_client()),
         options=options_from_pb(request.options),
+        context=context_from_pb(request.context) if request.HasField("context") else None,
+    )
+
+
+def finding_to_pb(f: Finding) -> common_pb2.PluginFinding:
+    return common_pb2.PluginFinding(kind=_FINDING[f.kind], plugin_id=f.plugin_id, installed_version=f.installed_version,
+                                    warning_id=f.warning_id, message=f.message, url=f.url)
+
+
+def context_use_to_pb(u: ContextUse) -> common_pb2.JenkinsContextUse:
+    return common_pb2.JenkinsContextUse(
+        core_version=u.core_version, installed_plugins=u.installed_plugins,
+        page=common_pb2.JenkinsPage(name=u.page.name, type=u.page.type, last_build_result=u.page.last_build_result),
+        locale=u.locale, reranked=u.reranked, installed_plugins_used=u.installed_plugins_used,
+        missing_plugins=u.missing_plugins, required_core_version=u.required_core_version,
+        outdated_plugins=[common_pb2.PluginVersionGap(plugin_id=g.plugin_id, installed_version=g.installed_version,
+                                                      passage_version=g.passage_version) for g in u.outdated_plugins],
     )
 
 
 def metadata_to_pb(m: AnswerMetadata) -> common_pb2.AnswerMetadata:
+    use = m.jenkins_context
     return common_pb2.AnswerMetadata(
         answer_id=m.answer_id, standalone_question=m.standalone_question, history_turns_used=m.history_turns_used,
         memory_available=m.memory_available, warnings=m.warnings, model=m.model,
+        jenkins_context=context_use_to_pb(use) if use is not None else None,
+        plugin_findings=[finding_to_pb(f) for f in use.findings] if use is not None else [],
     )
 
 
@@ -106,16 +136,25 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def GetModelInfo(self, request, context) -> inference_pb2.GetModelInfoResponse:
         return inference_pb2.GetModelInfoResponse(**self._core.model_info())
 
+    async def CheckPlugins(self, request, context) -> inference_pb2.CheckPluginsResponse:
+        findings, generated_at, unknown = self._core.check_plugins(context_from_pb(request.context))
+        return inference_pb2.CheckPluginsResponse(findings=[finding_to_pb(f) for f in findings],
+                                                  update_center_generated_at=generated_at, unknown_plugins=unknown)
+
 
 def build_query_from_pb(
     request: build_log_pb2.ExplainBuildLogRequest | build_log_pb2.GetBuildLogExplanationRequest,
 ) -> BuildQuery:
+    # The context's version and plugins replace the older fields when it sets them; its limits are checked here
+    # (the explainer checks the fields it reads).
+    ctx = context_from_pb(request.context) if request.HasField("context") else JenkinsContext()
+    validate(ctx)
     return BuildQuery(
         log=request.log,
-        job_name=request.job_name,
+        job_name=request.job_name or ctx.page.name,
         build_number=request.build_number,
-        jenkins_version=request.jenkins_version,
-        plugins=[(p.plugin_id, p.version) for p in request.plugins],
+        jenkins_version=ctx.core_version or request.jenkins_version,
+        plugins=list(ctx.plugins) or [(p.plugin_id, p.version) for p in request.plugins],
         owner=owner_for(request.owner, current_client()),
         options=options_from_pb(request.options),
         refresh=request.refresh,

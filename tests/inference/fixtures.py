@@ -75,7 +75,7 @@ def memory_process(redis_server) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="session")
-def inference_process(sample_index: Path, memory_process: ServiceProcess, redis_server,
+def inference_process(sample_index: Path, memory_process: ServiceProcess, redis_server, shared_data: Path,
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """The inference service as in production, small settings: one slot and a one-chat queue, so queueing,
     overflow and slot release are observable; short answers keep the suite quick on 2 cores."""
@@ -105,6 +105,8 @@ def inference_process(sample_index: Path, memory_process: ServiceProcess, redis_
         "BUILD_LOG_MAX_LOG_BYTES": str(BUILD_LOG_LIMIT_BYTES),
         "BUILD_LOG_MAX_EXCERPT_CHARS": "3000",
         "BUILD_LOG_CACHE_REDIS_URL": explain_cache_url(redis_server),
+        # The real update center document: plugin findings in answers' metadata and CheckPlugins.
+        "INFERENCE_UPDATE_CENTER_PATH": str(shared_data / "jenkins-update-center" / "update-center.json"),
     }
     service = ServiceProcess(args=[sys.executable, "-m", "jenkins_assistant.inference.server"], env=env, port=port)
     service.metrics_port = metrics_port  # type: ignore[attr-defined]
