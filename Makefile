@@ -10,6 +10,8 @@ BIN := $(VENV)/bin
 QUESTION ?= How do I define a declarative Pipeline with a parallel stage?
 SHARED_DATA ?= $(or $(JENKINS_SHARED_DATA),../shared/data)
 INDEX_DIR := var/index
+# Plugin versions, security warnings and deprecations for answers that know the user's Jenkins (empty = off).
+UPDATE_CENTER := $(wildcard $(SHARED_DATA)/jenkins-update-center/update-center.json)
 # Console scripts (and buf) live in the venv: tests look them up on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
@@ -111,18 +113,18 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 run: setup index
-	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) bash deploy/local/run.sh "$(QUESTION)"
+	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) INFERENCE_UPDATE_CENTER_PATH=$(UPDATE_CENTER) bash deploy/local/run.sh "$(QUESTION)"
 
 # The same stack with the browser chat page on http://127.0.0.1:8080/ (GATEWAY_PORT=...), until Ctrl-C.
 ui: setup index
-	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) UI=1 bash deploy/local/run.sh
+	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) INFERENCE_UPDATE_CENTER_PATH=$(UPDATE_CENTER) UI=1 bash deploy/local/run.sh
 
 # Answer quality on the golden set (services/evaluation/data/golden.jsonl) through the real services; prints
 # name=value figures and writes var/eval/report.json + .md. EVAL_ARGS="--limit 12" for a quick subset;
 # INFERENCE_PACKAGED_MODEL / INFERENCE_MODEL_PATH pick the model.
 EVAL_ARGS ?=
 eval: setup index
-	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) EVAL="--out var/eval/report.json $(EVAL_ARGS)" \
+	JENKINS_SHARED_DATA=$(SHARED_DATA) INFERENCE_INDEX_DIR=$(INDEX_DIR) INFERENCE_UPDATE_CENTER_PATH=$(UPDATE_CENTER) EVAL="--out var/eval/report.json $(EVAL_ARGS)" \
 	  bash deploy/local/run.sh
 
 # CI's crash check of the harness: a dozen questions over the small index the tests built (var/test-index);

@@ -76,14 +76,19 @@ BROWSER_COOKIE = "ja_browser"
 BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 BROWSER_COOKIE_MAX_AGE_S = 400 * 24 * 3600  # the longest browsers keep a cookie
 
-# The page loads nothing from elsewhere and runs no inline script: rendered answers cannot execute code.
-SECURITY_HEADERS = [
-    (b"content-security-policy",
-     (b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-      b"form-action 'self'")),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
+# The page loads nothing from elsewhere and runs no inline script: rendered answers cannot execute code. Who may
+# frame it is configuration (frame_ancestors): a Jenkins page embeds it, any other site must not (clickjacking).
+def security_headers(frame_ancestors: str = "'self'") -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy",
+         (b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors "
+          + frame_ancestors.encode("ascii") + b"; form-action 'self'")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+
+
+SECURITY_HEADERS = security_headers()
 
 
 class ChatBody(BaseModel):
@@ -144,10 +149,11 @@ async def _event_stream(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> A
 
 
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every HTTP response (plain ASGI: leaves the SSE stream unbuffered)."""
+    """Adds the security headers to every HTTP response (plain ASGI: leaves the SSE stream unbuffered)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, headers: list[tuple[bytes, bytes]] = SECURITY_HEADERS) -> None:
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -157,7 +163,7 @@ class SecurityHeaders:
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], *SECURITY_HEADERS]
+                message["headers"] = [*message["headers"], *self.headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -268,7 +274,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # A console log is the body of /api/explain: it gets the log limit, every other body the small one.
     app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes,
                        path_limits={"/api/explain": settings.max_log_bytes})
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=security_headers(settings.frame_ancestors))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     def owner_of(request: Request) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,8 +31,16 @@ class GatewaySettings(BaseSettings):
     )
     owner_header: str = Field(
         "",
-        description="Request header naming the signed-in user, set by an authenticating reverse proxy "
-        "(e.g. X-Forwarded-User); empty = each browser is its own owner (see `owner`).",
+        description="Request header naming the signed-in user, set by an authenticating reverse proxy or the Jenkins "
+        "plugin that embeds the page (e.g. X-Forwarded-User); empty = each browser is its own owner (see `owner`). "
+        "Only safe when that proxy strips the header from every client request: otherwise anyone can name any user "
+        "and read their conversations.",
+    )
+    frame_ancestors: str = Field(
+        "'self'", max_length=2000, pattern=r"^[^;,\r\n]+$",
+        description="CSP frame-ancestors: who may embed the chat page in a frame, e.g. \"'self' "
+        "https://jenkins.example.com\" for a Jenkins page that shows it in an iframe or side panel; \"'none'\" "
+        "forbids embedding. Space-separated sources; no ';' or ','.",
     )
     cookie_secure: bool = Field(
         False, description="Mark the browser id cookie Secure (send it over HTTPS only): set it when served by HTTPS."
@@ -49,6 +57,14 @@ class GatewaySettings(BaseSettings):
     )
     grace_s: float = Field(10.0, ge=0, le=300, description="Seconds open answers get on shutdown.")
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _ascii_sources(cls, value: str) -> str:
+        # A header value: anything else would fail when the first response is sent, not at startup.
+        if not value.isascii():
+            raise ValueError("frame_ancestors must be ASCII (write an international domain name in punycode)")
+        return value
 
     @property
     def token(self) -> str | None:

@@ -94,6 +94,8 @@ def test_the_page_and_its_assets_are_served_from_the_package_with_no_external_ur
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["content-security-policy"]
+        # Framed only by its own origin unless configured (GATEWAY_FRAME_ANCESTORS; test_browser embeds it).
+        assert "frame-ancestors 'self';" in page.headers["content-security-policy"]
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
             assert client.get(asset).status_code == 200
         assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
@@ -220,3 +222,18 @@ def test_a_body_that_is_not_utf8_and_an_unknown_path_get_the_documented_error_sh
     assert reply.json()["error"]["code"] == "invalid_argument"
     reply = httpx.get(f"{gateway.url}/api/nothing-here", timeout=30)
     assert reply.status_code == 404 and reply.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+def test_frame_ancestors_come_from_configuration_and_cannot_inject_directives():
+    from pydantic import ValidationError
+
+    from jenkins_assistant.gateway.app import security_headers
+    from jenkins_assistant.gateway.config import GatewaySettings
+
+    settings = GatewaySettings(frame_ancestors="'self' https://jenkins.example.com")
+    csp = dict(security_headers(settings.frame_ancestors))[b"content-security-policy"].decode()
+    assert "frame-ancestors 'self' https://jenkins.example.com; form-action 'self'" in csp
+    for bad in ("'self'; script-src *", "https://a.example, https://b.example", "'self'\r\nSet-Cookie: x=1", "",
+                "https://jenkins.exämple.com"):
+        with pytest.raises(ValidationError):
+            GatewaySettings(frame_ancestors=bad)
