@@ -19,7 +19,7 @@ JAVA_DIR = REPO_ROOT / "clients" / "java"
 REPORTS = JAVA_DIR / "target" / "surefire-reports"
 MAVEN = ["mvn", "-o", "-q", "-s", "/etc/maven/settings-debian.xml"]
 # The JUnit tests against the services (AssistantClientTest): fewer means some were not compiled or not found.
-SERVICE_SUITE, SERVICE_TESTS = "io.jenkins.plugins.assistant.grpc.AssistantClientTest", 10
+SERVICE_SUITE, SERVICE_TESTS = "io.jenkins.plugins.assistant.grpc.AssistantClientTest", 11
 
 
 def missing_java_tools() -> list[str]:

@@ -17,12 +17,15 @@ import io.jenkins.plugins.assistant.grpc.v1.AskRequest;
 import io.jenkins.plugins.assistant.grpc.v1.AskResponse;
 import io.jenkins.plugins.assistant.grpc.v1.BuildLogServiceGrpc;
 import io.jenkins.plugins.assistant.grpc.v1.ChatRequest;
+import io.jenkins.plugins.assistant.grpc.v1.CheckPluginsRequest;
+import io.jenkins.plugins.assistant.grpc.v1.CheckPluginsResponse;
 import io.jenkins.plugins.assistant.grpc.v1.ChatResponse;
 import io.jenkins.plugins.assistant.grpc.v1.ExplainBuildLogMetadata;
 import io.jenkins.plugins.assistant.grpc.v1.ExplainBuildLogRequest;
 import io.jenkins.plugins.assistant.grpc.v1.ExplainBuildLogResponse;
 import io.jenkins.plugins.assistant.grpc.v1.GenerationOptions;
 import io.jenkins.plugins.assistant.grpc.v1.GetBuildLogExplanationRequest;
+import io.jenkins.plugins.assistant.grpc.v1.JenkinsContext;
 import io.jenkins.plugins.assistant.grpc.v1.GetBuildLogExplanationResponse;
 import io.jenkins.plugins.assistant.grpc.v1.GetModelInfoRequest;
 import io.jenkins.plugins.assistant.grpc.v1.GetModelInfoResponse;
@@ -76,12 +79,15 @@ public final class AssistantClient implements AutoCloseable {
     private final Channel authenticated;
     private final String owner;
     private final Duration deadline;
+    private final JenkinsContext context; // null: requests go as given
 
-    private AssistantClient(ManagedChannel channel, Channel authenticated, String owner, Duration deadline) {
+    private AssistantClient(ManagedChannel channel, Channel authenticated, String owner, Duration deadline,
+            JenkinsContext context) {
         this.channel = channel;
         this.authenticated = authenticated;
         this.owner = owner;
         this.deadline = deadline;
+        this.context = context;
     }
 
     /**
@@ -118,12 +124,21 @@ public final class AssistantClient implements AutoCloseable {
 
     /** A view that fills in {@code owner} (the Jenkins user id) on requests that do not name one. */
     public AssistantClient withOwner(String owner) {
-        return new AssistantClient(null, authenticated, Objects.requireNonNull(owner, "owner"), deadline);
+        return new AssistantClient(null, authenticated, Objects.requireNonNull(owner, "owner"), deadline, context);
+    }
+
+    /**
+     * A view that fills in {@code context} (this controller's core version and installed plugins, the user's page
+     * and locale) on chat, ask and explain requests that carry none: answers then prefer the installed plugins'
+     * documentation and say when a plugin is missing, older than documented or covered by a security warning.
+     */
+    public AssistantClient withContext(JenkinsContext context) {
+        return new AssistantClient(null, authenticated, owner, deadline, Objects.requireNonNull(context, "context"));
     }
 
     /** A view whose calls each get {@code deadline} from their start (a streamed answer: until its last event). */
     public AssistantClient withDeadline(Duration deadline) {
-        return new AssistantClient(null, authenticated, owner, positive(deadline));
+        return new AssistantClient(null, authenticated, owner, positive(deadline), context);
     }
 
     public String getOwner() {
@@ -182,6 +197,15 @@ public final class AssistantClient implements AutoCloseable {
         return call(() -> inferenceBlocking().getModelInfo(GetModelInfoRequest.getDefaultInstance()));
     }
 
+    /**
+     * Security warnings and deprecations (the update center's) of every plugin in {@code context} and of its core
+     * version. {@link AssistantException} for FAILED_PRECONDITION when the service has no update center data.
+     */
+    public CheckPluginsResponse checkPlugins(JenkinsContext context) {
+        CheckPluginsRequest request = CheckPluginsRequest.newBuilder().setContext(context).build();
+        return call(() -> inferenceBlocking().checkPlugins(request));
+    }
+
     // ---- BuildLogService --------------------------------------------------------------------------------------
 
     /** Streams why a build failed, from its console log, to {@code listener}; the metadata carries the facts. */
@@ -202,8 +226,14 @@ public final class AssistantClient implements AutoCloseable {
 
     /** The same explanation, returned whole. */
     public GetBuildLogExplanationResponse getBuildLogExplanation(GetBuildLogExplanationRequest request) {
-        GetBuildLogExplanationRequest owned = request.getOwner().isEmpty()
-                ? request.toBuilder().setOwner(owner).build() : request;
+        GetBuildLogExplanationRequest.Builder builder = request.toBuilder();
+        if (request.getOwner().isEmpty()) {
+            builder.setOwner(owner);
+        }
+        if (context != null && !request.hasContext()) {
+            builder.setContext(context);
+        }
+        GetBuildLogExplanationRequest owned = builder.build();
         return call(() -> BuildLogServiceGrpc.newBlockingStub(authenticated)
                 .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).getBuildLogExplanation(owned));
     }
@@ -251,16 +281,38 @@ public final class AssistantClient implements AutoCloseable {
         return timed(BuildLogServiceGrpc.newStub(authenticated));
     }
 
+    // The view's owner and context go on requests that name none.
     private ChatRequest withOwner(ChatRequest request) {
-        return request.getOwner().isEmpty() ? request.toBuilder().setOwner(owner).build() : request;
+        ChatRequest.Builder builder = request.toBuilder();
+        if (request.getOwner().isEmpty()) {
+            builder.setOwner(owner);
+        }
+        if (context != null && !request.hasContext()) {
+            builder.setContext(context);
+        }
+        return builder.build();
     }
 
     private AskRequest withOwner(AskRequest request) {
-        return request.getOwner().isEmpty() ? request.toBuilder().setOwner(owner).build() : request;
+        AskRequest.Builder builder = request.toBuilder();
+        if (request.getOwner().isEmpty()) {
+            builder.setOwner(owner);
+        }
+        if (context != null && !request.hasContext()) {
+            builder.setContext(context);
+        }
+        return builder.build();
     }
 
     private ExplainBuildLogRequest withOwner(ExplainBuildLogRequest request) {
-        return request.getOwner().isEmpty() ? request.toBuilder().setOwner(owner).build() : request;
+        ExplainBuildLogRequest.Builder builder = request.toBuilder();
+        if (request.getOwner().isEmpty()) {
+            builder.setOwner(owner);
+        }
+        if (context != null && !request.hasContext()) {
+            builder.setContext(context);
+        }
+        return builder.build();
     }
 
     private static <T> T call(Supplier<T> rpc) {
@@ -392,7 +444,7 @@ public final class AssistantClient implements AutoCloseable {
                 base = owned;
             }
             Channel authenticated = token.isEmpty() ? base : ClientInterceptors.intercept(base, new BearerToken(token));
-            return new AssistantClient(owned, authenticated, owner, deadline);
+            return new AssistantClient(owned, authenticated, owner, deadline, null);
         }
     }
 }

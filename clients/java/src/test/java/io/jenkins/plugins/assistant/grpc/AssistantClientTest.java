@@ -14,6 +14,7 @@ import io.jenkins.plugins.assistant.grpc.v1.AskRequest;
 import io.jenkins.plugins.assistant.grpc.v1.AskResponse;
 import io.jenkins.plugins.assistant.grpc.v1.ChatRequest;
 import io.jenkins.plugins.assistant.grpc.v1.ChatResponse;
+import io.jenkins.plugins.assistant.grpc.v1.CheckPluginsResponse;
 import io.jenkins.plugins.assistant.grpc.v1.ExplainBuildLogMetadata;
 import io.jenkins.plugins.assistant.grpc.v1.ExplainBuildLogRequest;
 import io.jenkins.plugins.assistant.grpc.v1.FinishReason;
@@ -21,6 +22,10 @@ import io.jenkins.plugins.assistant.grpc.v1.GenerationOptions;
 import io.jenkins.plugins.assistant.grpc.v1.GetBuildLogExplanationRequest;
 import io.jenkins.plugins.assistant.grpc.v1.GetBuildLogExplanationResponse;
 import io.jenkins.plugins.assistant.grpc.v1.GetModelInfoResponse;
+import io.jenkins.plugins.assistant.grpc.v1.JenkinsContext;
+import io.jenkins.plugins.assistant.grpc.v1.JenkinsPlugin;
+import io.jenkins.plugins.assistant.grpc.v1.PluginFinding;
+import io.jenkins.plugins.assistant.grpc.v1.PluginFindingKind;
 import io.jenkins.plugins.assistant.grpc.v1.Rating;
 import io.jenkins.plugins.assistant.grpc.v1.Source;
 import java.io.InputStream;
@@ -221,6 +226,38 @@ public class AssistantClientTest {
                 assertEquals(List.of("error"), recorder.kinds());
             }
         }
+    }
+
+    @Test
+    public void theControllersContextShapesTheAnswerAndItsPluginsAreChecked() {
+        JenkinsContext context = JenkinsContext.newBuilder().setCoreVersion("2.452.3").setLocale("en-US")
+                .addPlugins(JenkinsPlugin.newBuilder().setPluginId("slack").setVersion("2.0"))
+                .addPlugins(JenkinsPlugin.newBuilder().setPluginId("ssh").setVersion("158.ve2a_e90fb_7319"))
+                .build();
+        AskResponse answer = client.withContext(context).ask("", "How do I send a Slack notification from a pipeline?",
+                GenerationOptions.newBuilder().setMaxTokens(8).setTemperature(0f).build());
+        assertEquals("2.452.3", answer.getMetadata().getJenkinsContext().getCoreVersion());
+        assertEquals(List.of("slack"), answer.getMetadata().getJenkinsContext().getInstalledPluginsUsedList());
+        // slack 2.0 is covered by the update center's SECURITY-976.
+        assertTrue(answer.getMetadata().getPluginFindingsList().stream()
+                .anyMatch(f -> f.getWarningId().equals("SECURITY-976") && f.getUrl().contains("/security/advisory/")));
+
+        CheckPluginsResponse checked = client.checkPlugins(context);
+        List<String> ids = new ArrayList<>();
+        for (PluginFinding finding : checked.getFindingsList()) {
+            assertEquals(PluginFindingKind.PLUGIN_FINDING_KIND_SECURITY_WARNING, finding.getKind());
+            ids.add(finding.getPluginId() + " " + finding.getWarningId());
+        }
+        assertTrue(ids.toString(), ids.contains("ssh SECURITY-2093") && ids.contains("slack SECURITY-976"));
+
+        // Over the limits: the service names the limit.
+        JenkinsContext.Builder tooMany = JenkinsContext.newBuilder();
+        for (int i = 0; i <= 500; i++) {
+            tooMany.addPlugins(JenkinsPlugin.newBuilder().setPluginId("p" + i).setVersion("1.0"));
+        }
+        AssistantInvalidRequestException refused = assertThrows(AssistantInvalidRequestException.class,
+                () -> client.checkPlugins(tooMany.build()));
+        assertTrue(refused.getMessage(), refused.getMessage().contains("the limit is 500"));
     }
 
     @Test
