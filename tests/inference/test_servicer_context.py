@@ -43,6 +43,10 @@ def test_the_metadata_lists_the_context_used_and_findings_of_the_answers_plugins
 
     plain = stub.Ask(inference_pb2.AskRequest(question=SLACK_Q, owner="tester", options=QUICK), metadata=auth)
     assert not plain.metadata.HasField("jenkins_context") and list(plain.metadata.plugin_findings) == []
+    # Same passages (every candidate is about slack, so the order is unchanged), and the prompt the model was given
+    # is longer by the note about the user's Jenkins.
+    assert [s.passage for s in plain.sources] == [s.passage for s in events[1].sources.sources]
+    assert events[-1].finished.usage.prompt_tokens > plain.finished.usage.prompt_tokens + 40
 
 
 def test_check_plugins_returns_findings_for_the_whole_installed_list(channel, auth):
