@@ -149,7 +149,9 @@ def test_console_entry_point_parses_flags_and_prints_figures(tiny_llama_dir, qa_
     ])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0
-    figures = dict(line.split("=", 1) for line in lines[-3:])
-    assert set(figures) == {"heldout_loss_before", "heldout_loss_after", "best_step"}
+    figures = dict(line.split("=", 1) for line in lines[-7:])
+    assert set(figures) == {"best_step", "heldout_loss_before", "heldout_loss_after", "test_loss_before",
+                            "test_loss_after", "stage_sft_steps", "stage_sft_runtime_s"}
+    assert float(figures["test_loss_before"]) > 0 and figures["stage_sft_steps"] == "2"
     assert float(figures["heldout_loss_after"]) > 0 and int(figures["best_step"]) in (1, 2)
     assert (tmp_path / "run" / "checkpoint-2").is_dir()

@@ -58,6 +58,48 @@ def build_manifest(*, base_model: str, gguf: dict[str, str], default_gguf: str, 
     }
 
 
+class PublishRefused(RuntimeError):
+    """The harness scored the new model below the published one (and --force_publish was not given)."""
+
+
+# The harness settings that must match for two keyfact_recall figures to be comparable.
+HARNESS_SETUP_KEYS = ("split", "limit", "max_tokens", "index")
+
+
+def publish_gate(new_harness: dict | None, current_manifest: dict | None, force: bool = False) -> dict:
+    """Whether a model may replace the published one, from the harness scores alone (a pure function).
+
+    `new_harness` and `current_manifest["harness"]` are the manifest's `harness` records: {"setup": {...},
+    "model": {"keyfact_recall": ...}, "base": {...}}. A model whose key-fact recall is below the published model's,
+    or whose figure cannot be compared with it (another question subset, answer length or index), is refused unless
+    forced; with no published score, or no harness run now, there is nothing to compare and the gate is open.
+    Returns {"allowed", "reason", "new_keyfact_recall", "current_keyfact_recall"}.
+    """
+    def recall(harness: dict | None) -> float | None:
+        value = ((harness or {}).get("model") or {}).get("keyfact_recall")
+        return float(value) if value is not None else None
+
+    current = (current_manifest or {}).get("harness")
+    new_recall, current_recall = recall(new_harness), recall(current)
+    decision = {"new_keyfact_recall": new_recall, "current_keyfact_recall": current_recall, "forced": False}
+    if new_recall is None:
+        return {**decision, "allowed": True, "reason": "harness not run for this model"}
+    if current_recall is None:
+        return {**decision, "allowed": True, "reason": "no published model with a harness score"}
+    new_setup = {k: (new_harness.get("setup") or {}).get(k) for k in HARNESS_SETUP_KEYS}
+    current_setup = {k: (current.get("setup") or {}).get(k) for k in HARNESS_SETUP_KEYS}
+    if new_setup != current_setup:
+        problem = f"harness setups differ ({current_setup} published, {new_setup} now): scores not comparable"
+    elif new_recall < current_recall:
+        problem = f"keyfact_recall {new_recall:.3f} is below the published model's {current_recall:.3f}"
+    else:
+        return {**decision, "allowed": True,
+                "reason": f"keyfact_recall {new_recall:.3f} >= published {current_recall:.3f}"}
+    if force:
+        return {**decision, "allowed": True, "forced": True, "reason": f"forced: {problem}"}
+    return {**decision, "allowed": False, "reason": problem}
+
+
 def publish_directory(staging_fill, publish_dir: str | Path) -> Path:
     """Call staging_fill(staging_dir) -> manifest dict, write it, and swap the result in as publish_dir.
 
