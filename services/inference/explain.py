@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ from jenkins_assistant.inference.core import (
 )
 from jenkins_assistant.inference.explain_cache import CachedExplanation, ExplanationCache
 from jenkins_assistant.inference.explain_sections import ExplanationSections, parse_explanation
+from jenkins_assistant.inference.jenkins_context import JenkinsContext, assess
 from jenkins_assistant.inference.model import Prompt
 from jenkins_assistant.inference.templates import Message
 
@@ -84,6 +86,21 @@ class BuildQuery:
     owner: str = ""
     options: ChatOptions = field(default_factory=ChatOptions)
     refresh: bool = False  # generate even when the failure's explanation is cached (and replace it)
+
+
+def build_context(query: BuildQuery) -> JenkinsContext | None:
+    """The controller's version and plugins as a Jenkins context (None when the request names neither)."""
+    if not query.jenkins_version and not query.plugins:
+        return None
+    return JenkinsContext(core_version=query.jenkins_version, plugins=tuple(query.plugins))
+
+
+def context_digest(context: JenkinsContext | None) -> str:
+    """Short, order-independent digest of a context: the passages it ranks first may differ between controllers."""
+    if context is None:
+        return ""
+    text = context.core_version + "\0" + "\0".join(sorted(f"{pid.lower()}={v}" for pid, v in context.plugins))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -238,7 +255,8 @@ class BuildLogExplainer:
         failure = fingerprint(facts)
         cache_key = ""
         if self.cache is not None:
-            cache_key = self.cache.key(failure, core.model.name, not options.disable_retrieval)
+            cache_key = self.cache.key(failure, core.model.name, not options.disable_retrieval,
+                                       context_digest(build_context(query)))
             cached = None if query.refresh else await self.cache.get(cache_key)
             if cached is not None:
                 async for event in self._reuse(cached, facts, failure, query, warnings, started, asked_at):
@@ -248,7 +266,11 @@ class BuildLogExplainer:
         finished = False
         try:
             search = retrieval_query(facts)
-            hits, passages, retrieval_ms = await core.retrieve(search, options, warnings, "explained")
+            # The controller's core version and plugins re-rank the passages as for a chat answer (an installed
+            # plugin's page moves up, a missing one's down); the prompt already names the plugins the log mentions.
+            context = build_context(query)
+            hits, passages, retrieval_ms, reranked = await core.retrieve_in_context(search, options, warnings,
+                                                                                   "explained", context)
             max_tokens = options.max_tokens or core.settings.default_max_tokens
             prompt, used_passages, excerpt_chars = await asyncio.to_thread(
                 self._build_prompt, facts, query, passages, max_tokens)
@@ -261,9 +283,11 @@ class BuildLogExplainer:
             answer_id = uuid.uuid4().hex
             sources: list[SourceRef] = sources_from_passages(hits[:used_passages], passages[:used_passages],
                                                              core.settings.snippet_chars)
+            context_use = None if context is None else assess(context, passages[:used_passages],
+                                                                   core.update_center, reranked)
             answer = AnswerMetadata(answer_id=answer_id, standalone_question=search, history_turns_used=0,
                                     memory_available=core.memory is not None, warnings=warnings,
-                                    model=core.model.name)
+                                    model=core.model.name, jenkins_context=context_use)
             yield ExplainMetadata(answer=answer, facts=facts, fingerprint=failure)
             yield SourceList(sources)
 

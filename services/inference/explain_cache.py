@@ -67,12 +67,13 @@ class ExplanationCache:
         """The cache, or None when no Redis is configured (cache off)."""
         return cls(settings) if settings.redis_url else None
 
-    def key(self, fingerprint: str, model: str, with_retrieval: bool) -> str:
-        """One entry per failure and model (another model explains differently), and apart for answers given
-        without documentation (they have no sources to cite)."""
+    def key(self, fingerprint: str, model: str, with_retrieval: bool, context: str = "") -> str:
+        """One entry per failure and model (another model explains differently), apart for answers given
+        without documentation (they have no sources to cite) and per controller context digest (its plugins
+        re-rank the passages)."""
         model_id = hashlib.sha256(model.encode()).hexdigest()[:12]
-        return f"{self.settings.key_prefix}:{FORMAT_VERSION}:{model_id}:{'rag' if with_retrieval else 'bare'}:" \
-               f"{fingerprint}"
+        scope = f"{'rag' if with_retrieval else 'bare'}{'-' + context if context else ''}"
+        return f"{self.settings.key_prefix}:{FORMAT_VERSION}:{model_id}:{scope}:{fingerprint}"
 
     async def get(self, key: str) -> CachedExplanation | None:
         try:

@@ -98,3 +98,20 @@ def test_explain_requests_take_the_context_in_place_of_the_older_fields():
                                                       context=context(("git", "5.10.1")))
     query = build_query_from_pb(new)
     assert (query.jenkins_version, query.plugins, query.job_name) == ("2.452.3", [("git", "5.10.1")], "team-a/app")
+
+
+def test_an_explanation_reports_the_context_its_passages_were_ranked_with(channel, auth):
+    """The controller's plugins re-rank an explanation's passages as they do a chat answer's, and the metadata says
+    which context was used; a request without one reports none."""
+    from pathlib import Path
+
+    log = (Path(__file__).resolve().parents[1] / "build_log" / "logs" / "missing_credentials.log").read_bytes()
+    stub = build_log_pb2_grpc.BuildLogServiceStub(channel)
+    with_context = stub.GetBuildLogExplanation(build_log_pb2.GetBuildLogExplanationRequest(
+        log=log, owner="tester", options=QUICK, refresh=True,
+        context=context(("credentials-binding", "1.0"), ("git", "5.10.1"))), metadata=auth)
+    use = with_context.metadata.answer.jenkins_context
+    assert (use.core_version, use.installed_plugins) == ("2.452.3", 2)
+    plain = stub.GetBuildLogExplanation(build_log_pb2.GetBuildLogExplanationRequest(
+        log=log, owner="tester", options=QUICK, refresh=True), metadata=auth)
+    assert not plain.metadata.answer.HasField("jenkins_context")
