@@ -56,19 +56,22 @@ def main_cli() -> None:
     parser.add_argument("--dpo_pairs", type=int, default=32)
     parser.add_argument("--dpo_steps", type=int, default=16)
     parser.add_argument("--harness_limit", type=int, default=12)
+    parser.add_argument("--dpo_file", type=Path, default=None, help="Reuse preference pairs made by an earlier run.")
+    parser.add_argument("--max_test_examples", type=int, default=None)
     args = parser.parse_args()
     configure_logging()
     args.out.mkdir(parents=True, exist_ok=True)
     figures: dict = {}
 
     started = time.perf_counter()
-    dpo_file = make_dpo_file(args.out, args.dpo_pairs, 42, 0.1)
+    dpo_file = args.dpo_file or make_dpo_file(args.out, args.dpo_pairs, 42, 0.1)
     figures["dpo_data_s"] = round(time.perf_counter() - started, 1)
 
     model_args = ModelArguments(base_model=str(packaged_gguf().parent), gguf_file=packaged_gguf().name,
                                 chat_template="model", mode="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,
                                 lora_target_modules=["all-linear"])
-    data_args = DataArguments(dataset_csv=str(QA_CSV), max_eval_examples=32, max_length=256)
+    data_args = DataArguments(dataset_csv=str(QA_CSV), max_eval_examples=16, max_length=256,
+                              max_test_examples=args.max_test_examples)
     train_args = TrainArguments(
         output_dir=str(args.out / "run"), publish_dir=str(args.out / "models" / "sft"), max_steps=args.sft_steps,
         per_device_train_batch_size=8, per_device_eval_batch_size=16, learning_rate=1e-3, lr_scheduler_type="cosine",

@@ -172,3 +172,39 @@ def test_tiny_sft_then_dpo_publishes_a_manifest_of_stages_datasets_and_test_loss
     # The frozen reference copy is not published: one adapter.
     assert not any(name.startswith("adapter/ref") for name in manifest["files"])
     assert manifest["base_precision"]["dequantized_from"] is None  # the tiny Llama is a full-precision checkpoint
+
+
+@pytest.mark.slow
+def test_harness_scores_the_published_model_and_the_gate_refuses_a_worse_one(
+        tiny_llama_dir, qa_csv, converter_dir, tmp_path, one_torch_thread):  # noqa: F811
+    """End to end with a two-question golden subset on the tests' small index: the harness serves the new model
+    through real redis/memory/inference processes and its figures land in the manifest; a published model that
+    scored higher blocks the next one, which leaves the published directory as it was, unless forced."""
+    from jenkins_assistant.training.publish import PublishRefused
+
+    index = Path(__file__).resolve().parents[2] / "var" / "test-index"
+    if not (index / "manifest.json").is_file():
+        pytest.skip("the tests' small index is built by tests/inference/test_retrieval.py")
+    data_args, train_args, model_args = tiny_args(tiny_llama_dir, qa_csv, converter_dir, tmp_path)
+    train_args.max_steps, train_args.resume = 4, "never"
+    train_args.run_harness, train_args.harness_index_dir = True, str(index)
+    train_args.harness_limit, train_args.harness_max_tokens = 2, 16
+
+    first = main(data_args, train_args, model_args)
+    harness = first.manifest["harness"]
+    assert harness["model"]["items"] == 2 and harness["model"]["errors"] == 0
+    assert harness["base"] is None  # an HF base has no GGUF to serve
+    assert harness["setup"]["limit"] == 2 and first.manifest["publish_gate"]["allowed"]
+
+    # Pretend the published model scored perfectly: the next one cannot beat it.
+    manifest_path = first.publish_dir / "manifest.json"
+    published = json.loads(manifest_path.read_text())
+    published["harness"]["model"]["keyfact_recall"] = 1.0
+    manifest_path.write_text(json.dumps(published))
+    train_args.output_dir = str(tmp_path / "run2")
+    with pytest.raises(PublishRefused, match="below the published model's 1.000"):
+        main(data_args, train_args, model_args)
+    assert json.loads(manifest_path.read_text()) == published  # the old model is still the one served
+    train_args.force_publish = True
+    forced = main(data_args, train_args, model_args).manifest
+    assert forced["publish_gate"]["forced"] and forced["created_at"] >= published["created_at"]
