@@ -304,6 +304,8 @@ def _harness(staging: Path, manifest: dict, model_args: ModelArguments, train_ar
     reports = Path(train_args.output_dir) / "harness"
     record = {"setup": harness_setup(train_args),
               "model": run_harness(staging, "model", reports / "model.json", train_args)}
+    # Served from the staging directory, which becomes publish_dir: name the lasting path, not the temporary one.
+    record["model"]["model_path"] = str(Path(train_args.publish_dir).resolve())
     base_gguf = train_args.harness_base_gguf or (
         str(Path(model_args.base_model) / model_args.gguf_file) if model_args.gguf_file else None)
     if base_gguf and train_args.harness_base:
