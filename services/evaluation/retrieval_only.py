@@ -20,8 +20,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
     settings = RetrievalSettings(index_dir=str(index_dir))
-    index = RetrievalIndex(index_dir, load_embedder(settings), settings.faiss_threads, hybrid,
-                           settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
+    index = RetrievalIndex.from_settings(settings, load_embedder(settings), hybrid, index_dir)
     results = []
     for item in items:
         hits, elapsed_ms = index.timed_search(item.question, k)

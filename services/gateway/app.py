@@ -147,6 +147,17 @@ async def _event_stream(first: ChatEvent, events: AsyncIterator[ChatEvent]) -> A
     finally:
         await events.aclose()  # cancels the gRPC call when the browser stopped or left
 
+async def _sse_response(events: AsyncIterator[ChatEvent]) -> Response:
+    """The stream as server-sent events. Its first event is read before answering, so errors found up front (bad
+    input, service down, queue full) get their HTTP status; later ones can only be an `error` event."""
+    try:
+        first = await anext(events)
+    except ServiceError as exc:
+        return service_error_response(exc)
+    return EventSourceResponse(_event_stream(first, events), ping=15,
+                               headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
 
 class SecurityHeaders:
     """Adds the security headers to every HTTP response (plain ASGI: leaves the SSE stream unbuffered)."""
@@ -311,14 +322,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.post("/api/chat")
     async def chat(body: ChatBody, request: Request) -> Response:
         events = request.app.state.core.chat(body.question, body.session_id, owner_of(request))
-        # The first event is read before answering, so errors found up front (bad input, service down, queue
-        # full) get their HTTP status; later ones can only be an `error` event in the stream.
-        try:
-            first = await anext(events)
-        except ServiceError as exc:
-            return service_error_response(exc)
-        return EventSourceResponse(_event_stream(first, events), ping=15,
-                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return await _sse_response(events)
 
     @app.get("/explain", include_in_schema=False)
     async def explain_page() -> FileResponse:
@@ -339,12 +343,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # past the limit); BodyLimit has already held it to max_log_bytes.
         log_bytes = await request.body()
         events = request.app.state.core.explain(log_bytes, owner_of(request), job_name, build_number, refresh)
-        try:
-            first = await anext(events)
-        except ServiceError as exc:
-            return service_error_response(exc)
-        return EventSourceResponse(_event_stream(first, events), ping=15,
-                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return await _sse_response(events)
 
     @app.post("/api/feedback", status_code=204)
     async def feedback(body: FeedbackBody, request: Request) -> Response:

@@ -253,10 +253,14 @@ class BuildLogExplainer:
         if facts.truncated:
             warnings.append(f"the log was read from its last {self.settings.max_log_bytes} bytes")
         failure = fingerprint(facts)
+        # The controller's core version and plugins re-rank the passages as for a chat answer (an installed plugin's
+        # page moves up, a missing one's down) and so are part of the cache key; the prompt already names the
+        # plugins the log mentions.
+        context = build_context(query)
         cache_key = ""
         if self.cache is not None:
             cache_key = self.cache.key(failure, core.model.name, not options.disable_retrieval,
-                                       context_digest(build_context(query)))
+                                       context_digest(context))
             cached = None if query.refresh else await self.cache.get(cache_key)
             if cached is not None:
                 async for event in self._reuse(cached, facts, failure, query, warnings, started, asked_at):
@@ -266,9 +270,6 @@ class BuildLogExplainer:
         finished = False
         try:
             search = retrieval_query(facts)
-            # The controller's core version and plugins re-rank the passages as for a chat answer (an installed
-            # plugin's page moves up, a missing one's down); the prompt already names the plugins the log mentions.
-            context = build_context(query)
             hits, passages, retrieval_ms, reranked = await core.retrieve_in_context(search, options, warnings,
                                                                                    "explained", context)
             max_tokens = options.max_tokens or core.settings.default_max_tokens

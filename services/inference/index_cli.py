@@ -144,8 +144,7 @@ def search(
     manifest = read_manifest(index) or {}
     settings = RetrievalSettings(index_dir=str(index))
     hybrid = settings.hybrid and bool(manifest.get("hybrid"))
-    retrieval = RetrievalIndex(index, load_embedder(settings), settings.faiss_threads, hybrid,
-                               settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
+    retrieval = RetrievalIndex.from_settings(settings, load_embedder(settings), hybrid, index)
     hits, elapsed_ms = retrieval.timed_search(query, k)
     for hit in hits:
         typer.echo(f"{hit.score:.4f}  {hit.chunk.title} > {hit.chunk.section}\n        {hit.chunk.url}")

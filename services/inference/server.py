@@ -40,8 +40,7 @@ def load_core(settings: InferenceSettings, memory: MemoryClient | None) -> Infer
     model = load_engine(settings)
     index = None
     if settings.require_index or read_manifest(settings.index_dir) is not None:
-        index = RetrievalIndex(settings.index_dir, load_embedder(settings), settings.faiss_threads, settings.hybrid,
-                               settings.keyword_weight, settings.rrf_k, settings.passage_neighbors)
+        index = RetrievalIndex.from_settings(settings, load_embedder(settings))
     else:
         log.warning("no retrieval index in %s: answering without documentation", settings.index_dir)
     update_center = None

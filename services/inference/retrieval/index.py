@@ -108,6 +108,14 @@ class RetrievalIndex:
         log.info("retrieval index %s: %d chunks of %d documents, %s%s", index_dir, len(self.chunks),
                  self.manifest["documents"], embedder.name, " + BM25" if self._bm25 else "")
 
+    @classmethod
+    def from_settings(cls, settings, embedder: Embedder, hybrid: bool | None = None,
+                      index_dir: Path | None = None) -> RetrievalIndex:
+        """The index as RetrievalSettings configure it (hybrid may be forced off for an index built without BM25)."""
+        return cls(index_dir or settings.index_dir, embedder, settings.faiss_threads,
+                   settings.hybrid if hybrid is None else hybrid, settings.keyword_weight, settings.rrf_k,
+                   settings.passage_neighbors)
+
     @property
     def hybrid(self) -> bool:
         return self._bm25 is not None
