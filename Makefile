@@ -24,16 +24,20 @@ export CMAKE_BUILD_PARALLEL_LEVEL := 2
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_WHEELS := $(HOME)/.cache/jenkins-assistant/wheels/llama-cpp-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+# llama.cpp's own server from the same sources and flags (deploy/local/build_llama_server.sh), cached beside the wheel.
+LLAMA_SERVER := $(HOME)/.cache/jenkins-assistant/llama-server-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)/llama-server
+export INFERENCE_LLAMA_SERVER_BIN ?= $(LLAMA_SERVER)
 
-.PHONY: setup system-packages protos java-stubs java-client index lint test run ui eval eval-smoke bench clean
+.PHONY: setup system-packages llama-server protos java-stubs java-client index lint test run ui eval eval-smoke bench clean
 
-setup: $(VENV)/.installed system-packages
+setup: $(VENV)/.installed system-packages llama-server
 
-# redis-server (memory service and tests), chromium + chromium-driver (the chat page's browser test), and the
+# redis-server (memory service and tests), cmake (llama-server's build), chromium + chromium-driver (the chat page's browser test), and the
 # Java client's toolchain (JAVA_PACKAGES); installed when missing and we may use apt.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v cmake >/dev/null || missing="$$missing cmake"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	for package in $(JAVA_PACKAGES); do \
@@ -60,6 +64,11 @@ $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos
 	# llama.cpp's HF->GGUF converter, from the same llama-cpp-python sdist (never committed).
 	$(BIN)/python training-job/fetch_llama_cpp_tools.py
 	touch $@
+
+# llama-server: the local engine (INFERENCE_ENGINE=llama-server) and the concurrency benchmark's baseline.
+llama-server: $(LLAMA_SERVER)
+$(LLAMA_SERVER): $(VENV)/.installed | system-packages
+	deploy/local/build_llama_server.sh $(LLAMA_CPP_VERSION) "$(LLAMA_CMAKE_ARGS)"
 
 protos: $(VENV)/.installed
 	$(BIN)/python protos/generate.py

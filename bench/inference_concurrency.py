@@ -1,14 +1,17 @@
-"""8 concurrent streamed chats: our slots vs llama-cpp-python's OpenAI-compatible server (`llama_cpp.server`).
+"""8 concurrent streamed chats: our service against llama.cpp's own server (`llama-server`), the best engine a user
+of one CPU box would pick.
 
-Same model, prompt, greedy settings, max tokens and CPU threads on both sides. `llama_cpp.server` runs
-with `--interrupt_requests False` (by default it aborts a running stream whenever another request
-arrives); it then serves one request at a time, first come first served. Ours runs N slots that take
-turns on the CPU token by token, so every chat starts streaming early.
+Same GGUF, prompt, greedy settings, max tokens and CPU threads everywhere. The baseline is llama-server with 4
+parallel slots and continuous batching (`make llama-server` builds it from the llama.cpp vendored in the pinned
+llama-cpp-python), driven directly over HTTP with the same prompt text. Ours goes through gRPC with each engine:
+`llama-server` (the local engine: that same binary as our child) and `embedded` (llama.cpp contexts in process, one
+per slot, taking turns token by token).
 
-    python bench/inference_concurrency.py [--chats 8] [--slots 8] [--threads 2] [--max-tokens 128]
+    python bench/inference_concurrency.py [--chats 8] [--slots 4] [--threads 2] [--max-tokens 128]
 
-Ends with `failed=` (our failed streams, target 0), `ttft_p50_ratio=` (ours / theirs, target <= 0.5) and
-`aggregate_ratio=` (our tokens/s over all chats / theirs, target >= 0.9).
+Ends with `failed=` (our failed streams, target 0), then for the llama-server engine `aggregate_vs_llama_server=`
+(our tokens/s over all chats / the baseline's, target >= 0.9) and `ttft_p50_vs_llama_server=` (target <= 1.1), and
+the same two figures for the embedded engine with the suffix `_embedded`.
 """
 
 from __future__ import annotations
@@ -37,26 +40,28 @@ from inference_common import (
 )
 
 
-def start_llama_cpp_server(threads: int, n_ctx: int) -> tuple[ServiceProcess, str]:
+def start_llama_server(slots: int, threads: int, n_ctx: int) -> tuple[ServiceProcess, str]:
     import httpx
+
+    from jenkins_assistant.inference.llama_server import find_binary
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", model_path(), "--host", "127.0.0.1", "--port", str(port),
-         "--n_threads", str(threads), "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx),
-         "--interrupt_requests", "False", "--verbose", "False"],
+        [find_binary(os.environ.get("INFERENCE_LLAMA_SERVER_BIN", "")), "--model", model_path(),
+         "--host", "127.0.0.1", "--port", str(port), "--parallel", str(slots), "--ctx-size", str(n_ctx * slots),
+         "--threads", str(threads), "--threads-batch", str(threads), "--cont-batching", "--log-verbosity", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
                 return ServiceProcess(args=process.args, env={}, port=port, process=process), url
         except httpx.HTTPError:
             time.sleep(0.3)
     process.kill()
-    raise RuntimeError("llama_cpp.server did not start")
+    raise RuntimeError("llama-server did not start")
 
 
 def stream_completion(url: str, prompt: str, stop_sequences: list[str], max_tokens: int) -> dict:
@@ -103,13 +108,26 @@ def summarise(name: str, results: list[dict], wall_s: float, tokenize) -> tuple[
     return statistics.median(ttfts), rate
 
 
+def measure_ours(engine: str, args, tokenize) -> tuple[float, float, int]:
+    process = start_inference({
+        "INFERENCE_ENGINE": engine, "INFERENCE_PARALLEL_SLOTS": str(args.slots), "INFERENCE_N_THREADS": str(args.threads),
+        "INFERENCE_N_CTX": str(args.n_ctx), "INFERENCE_MAX_QUEUE": str(args.chats)})
+    try:
+        stream_chat(process.target, 8)  # warm-up
+        results, failed, wall = run_concurrently(args.chats, lambda: stream_chat(process.target, args.max_tokens))
+        ttft, rate = summarise(f"jenkins-assistant, engine {engine}", results, wall, tokenize)
+    finally:
+        process.stop()
+    return ttft, rate, failed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chats", type=int, default=8)
-    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--slots", type=int, default=4, help="parallel slots, ours and the baseline's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context window per slot")
     args = parser.parse_args()
 
     from llama_cpp import Llama
@@ -120,30 +138,24 @@ def main() -> None:
     def tokenize(text: str) -> list[int]:
         return vocab.tokenize(text.encode(), add_bos=False, special=False)
 
-    theirs_process, url = start_llama_cpp_server(args.threads, args.n_ctx)
+    theirs_process, url = start_llama_server(args.slots, args.threads, args.n_ctx)
     try:
         stream_completion(url, prompt, stop_sequences, 8)  # warm-up
         results, their_failed, wall = run_concurrently(
             args.chats, lambda: stream_completion(url, prompt, stop_sequences, args.max_tokens))
-        their_ttft, their_rate = summarise("llama_cpp.server", results, wall, tokenize)
+        their_ttft, their_rate = summarise("llama-server (baseline)", results, wall, tokenize)
     finally:
         theirs_process.stop()
 
-    ours_process = start_inference({
-        "INFERENCE_PARALLEL_SLOTS": str(args.slots), "INFERENCE_N_THREADS": str(args.threads),
-        "INFERENCE_N_CTX": str(args.n_ctx), "INFERENCE_MAX_QUEUE": str(args.chats)})
-    target = ours_process.target
-    try:
-        stream_chat(target, 8)  # warm-up
-        results, failed, wall = run_concurrently(args.chats, lambda: stream_chat(target, args.max_tokens))
-        our_ttft, our_rate = summarise("jenkins-assistant", results, wall, tokenize)
-    finally:
-        ours_process.stop()
+    ttft, rate, failed = measure_ours("llama-server", args, tokenize)
+    embedded_ttft, embedded_rate, embedded_failed = measure_ours("embedded", args, tokenize)
 
     print(f"their_failed={their_failed}")
-    print(f"failed={failed}")
-    print(f"ttft_p50_ratio={our_ttft / their_ttft:.3f}")
-    print(f"aggregate_ratio={our_rate / their_rate:.3f}")
+    print(f"failed={failed + embedded_failed}")
+    print(f"aggregate_vs_llama_server={rate / their_rate:.3f}")
+    print(f"ttft_p50_vs_llama_server={ttft / their_ttft:.3f}")
+    print(f"aggregate_vs_llama_server_embedded={embedded_rate / their_rate:.3f}")
+    print(f"ttft_p50_vs_llama_server_embedded={embedded_ttft / their_ttft:.3f}")
 
 
 if __name__ == "__main__":

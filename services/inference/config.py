@@ -26,9 +26,16 @@ class EmbeddingBackend(str, Enum):
     LLAMA_CPP = "llama-cpp"
 
 
+class EmbeddingDtype(str, Enum):
+    AUTO = "auto"  # bfloat16 where the CPU computes it natively (AMX-BF16 or AVX512-BF16), else float32
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
 class Engine(str, Enum):
     EMBEDDED = "embedded"  # llama.cpp in this process (model.ChatModel)
     OPENAI = "openai"  # an OpenAI-compatible streaming server: llama-server, vLLM, TGI, Ollama (engine.OpenAIEngine)
+    LLAMA_SERVER = "llama-server"  # llama.cpp's own server as our child process (llama_server.LlamaServerEngine)
 
 
 class CondenseMode(str, Enum):
@@ -54,6 +61,12 @@ class RetrievalSettings(ServerSettings):
     )
     embedding_threads: int = Field(1, ge=1, le=64, description="torch / llama.cpp threads for embedding.")
     embedding_batch: int = Field(32, ge=1, le=512, description="Passages per embedding batch while indexing.")
+    embedding_dtype: EmbeddingDtype = Field(
+        EmbeddingDtype.AUTO,
+        description="Weights and activations of the sentence-transformers embedder (passages and queries). auto = "
+        "bfloat16 on a CPU with AMX-BF16 or AVX512-BF16, else float32 (bfloat16 without them is slower). Vectors "
+        "agree with float32's to cosine > 0.999, so an index built with either is served with either.",
+    )
     faiss_threads: int = Field(1, ge=1, le=64, description="OpenMP threads FAISS may use per search.")
     chunk_chars: int = Field(
         700, ge=200, le=8000,
@@ -83,10 +96,23 @@ class InferenceSettings(RetrievalSettings):
     # ---- engine
     engine: Engine = Field(
         Engine.EMBEDDED,
-        description="Who generates: 'embedded' (llama.cpp in process, the model_* settings) or 'openai' (an "
-        "OpenAI-compatible server at upstream_url; parallel_slots is then the number of requests sent to it at once, "
-        "n_ctx its context window per request).",
+        description="Who generates: 'embedded' (llama.cpp in process, the model_* settings), 'llama-server' (the "
+        "same model served by llama.cpp's own server, started and stopped by this service: continuous batching of "
+        "parallel_slots answers) or 'openai' (an OpenAI-compatible server at upstream_url; parallel_slots is then the "
+        "number of requests sent to it at once, n_ctx its context window per request).",
     )
+    llama_server_bin: str = Field(
+        "",
+        description="The llama-server binary for engine 'llama-server' (`make llama-server` builds it); empty = "
+        "`llama-server` on PATH, else the newest one `make llama-server` cached in ~/.cache/jenkins-assistant.",
+    )
+    llama_server_cache_mib: int = Field(
+        1024, ge=0, le=1 << 20,
+        description="llama-server's host-memory prompt cache (--cache-ram, MiB; 0 = off): finished prompts' KV state "
+        "kept for reuse by later prompts with the same beginning (the system prompt, a follow-up's history).",
+    )
+    llama_server_start_timeout_s: float = Field(
+        300.0, gt=0, le=3600, description="How long llama-server may take to load the model and report healthy.")
     upstream_url: str = Field("", description="Base URL of the OpenAI-compatible API, e.g. http://vllm:8000/v1.")
     upstream_model: str = Field("", description="Model name sent upstream; empty = the first one of GET /models.")
     upstream_api_key: str = Field("", description="Bearer key for the upstream, if it requires one.")

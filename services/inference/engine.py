@@ -1,6 +1,9 @@
 """Generation engines: one interface for the core, two implementations chosen by INFERENCE_ENGINE.
 
 - `embedded` (the default): llama.cpp in this process, `model.ChatModel`, one context per slot.
+- `llama-server`: llama.cpp's own server as this service's child process (`llama_server.LlamaServerEngine`): the
+  same GGUF and prompts as `embedded`, generated with continuous batching. Prompts are rendered and tokenized here
+  and sent as token ids (/v1/completions), so nothing below about estimates and defusing applies to it.
 - `openai`: any OpenAI-compatible streaming server (llama-server, vLLM, TGI, Ollama), for GPUs and shared serving:
   `OpenAIEngine` below. Retrieval, memory, condensing, trimming and sources stay in the core and are the same
   either way; only generation goes upstream, at most parallel_slots requests at once (the slot pool stays the
@@ -85,8 +88,13 @@ def load_engine(settings: InferenceSettings) -> GenerationEngine:
     """The configured engine (blocking: the embedded one loads the model)."""
     if settings.engine is Engine.OPENAI:
         return OpenAIEngine(settings)
-    from jenkins_assistant.inference.model import ChatModel
     from jenkins_assistant.inference.model_source import resolve_model
+
+    if settings.engine is Engine.LLAMA_SERVER:
+        from jenkins_assistant.inference.llama_server import LlamaServerEngine
+
+        return LlamaServerEngine(settings, resolve_model(settings))
+    from jenkins_assistant.inference.model import ChatModel
 
     return ChatModel(settings, resolve_model(settings))
 
@@ -132,18 +140,20 @@ class OpenAIEngine:
     # Template tokens around each message (role markers, newlines), added to the estimate of a prompt's size.
     TOKENS_PER_MESSAGE = 8
 
-    def __init__(self, settings: InferenceSettings) -> None:
+    def __init__(self, settings: InferenceSettings, url: str = "", api_key: str = "") -> None:
         import openai
 
         self.settings = settings
+        self.url = url or settings.upstream_url
         self.n_ctx = settings.n_ctx
         self.system_prompt = ""  # the served default (prompts.SYSTEM_PROMPT)
         self._model = settings.upstream_model
         # No retries: a retried generation would be a second answer, and a client asked to retry later (429, 503)
         # decides that itself. The read timeout bounds each silence of the stream, not the whole answer.
         options: dict[str, Any] = {
-            "base_url": settings.upstream_url,
-            "api_key": settings.upstream_api_key or "unused",  # the client insists on one; servers without auth ignore it
+            "base_url": self.url,
+            # the client insists on a key; servers without auth ignore it
+            "api_key": api_key or settings.upstream_api_key or "unused",
             "timeout": openai.Timeout(settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s),
             "max_retries": 0,
         }
@@ -151,7 +161,7 @@ class OpenAIEngine:
         self.client = openai.OpenAI(**options)
         self.slots = [UpstreamSlot(self) for _ in range(settings.parallel_slots)]
         log.info("generation by the OpenAI-compatible server %s (model %s), %d requests at once, n_ctx=%d",
-                 settings.upstream_url, self._model or "<first of /models>", len(self.slots), self.n_ctx)
+                 self.url, self._model or "<first of /models>", len(self.slots), self.n_ctx)
 
     @property
     def name(self) -> str:
@@ -159,7 +169,7 @@ class OpenAIEngine:
 
     @property
     def source(self) -> str:
-        return self.settings.upstream_url
+        return self.url
 
     @property
     def template_name(self) -> str:
@@ -180,20 +190,21 @@ class OpenAIEngine:
         try:
             models = self.client.models.list(timeout=self.settings.upstream_connect_timeout_s)
         except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is logged
-            log.warning("generation server %s not ready: %s", self.settings.upstream_url, exc)
+            log.warning("generation server %s not ready: %s", self.url, exc)
             return False
         if not self._model and models.data:
             self._model = models.data[0].id
         return True
 
     def request(self, prompt: Prompt, params: SamplingParams) -> dict[str, Any]:
-        """The chat completion request of a prompt with these sampling settings."""
+        """The request of a prompt with these sampling settings: a chat completion of its messages, or a completion
+        of its token ids when it was tokenized here (Prompt.tokens; llama-server and vLLM take token-id prompts)."""
         extra: dict[str, Any] = {}
         if self.settings.upstream_repeat_penalty_field:
             extra[self.settings.upstream_repeat_penalty_field] = params.repeat_penalty
         request: dict[str, Any] = {
             "model": self.name,
-            "messages": prompt.messages,
+            **({"prompt": prompt.tokens} if prompt.tokens else {"messages": prompt.messages}),
             "max_tokens": params.max_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -229,16 +240,18 @@ class UpstreamSlot:
         chunks = 0
         finish: str | None = None
         usage = None
+        client = self.engine.async_client
+        create = client.completions.create if prompt.tokens else client.chat.completions.create
         try:
-            stream = await self.engine.async_client.chat.completions.create(
-                **self.engine.request(prompt, params), stream=True, stream_options={"include_usage": True})
+            stream = await create(**self.engine.request(prompt, params), stream=True,
+                                  stream_options={"include_usage": True})
             # Leaving this block any way (end, error, the consumer closing us, a cancelled task) closes the response.
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = chunk.usage
                     for choice in chunk.choices:
-                        if text := choice.delta.content:
+                        if text := (choice.text if prompt.tokens else choice.delta.content):
                             chunks += 1
                             first_at = first_at or time.perf_counter()
                             pieces.append(text)
@@ -246,9 +259,9 @@ class UpstreamSlot:
                         if choice.finish_reason:
                             finish = choice.finish_reason
         except openai.OpenAIError as exc:
-            raise upstream_error(exc, self.engine.settings.upstream_url) from exc
+            raise upstream_error(exc, self.engine.url) from exc
         if finish is None:  # a clean end of the body without a finish reason: the server gave up on the answer
-            raise Unavailable(f"the generation server {self.engine.settings.upstream_url} ended the answer early")
+            raise Unavailable(f"the generation server {self.engine.url} ended the answer early")
         ended = time.perf_counter()
         yield GenerationResult(
             text="".join(pieces),
@@ -263,15 +276,17 @@ class UpstreamSlot:
         import openai
 
         started = time.perf_counter()
+        client = self.engine.client
+        create = client.completions.create if prompt.tokens else client.chat.completions.create
         try:
-            response = self.engine.client.chat.completions.create(**self.engine.request(prompt, params))
+            response = create(**self.engine.request(prompt, params))
         except openai.OpenAIError as exc:
-            raise upstream_error(exc, self.engine.settings.upstream_url) from exc
+            raise upstream_error(exc, self.engine.url) from exc
         ended = time.perf_counter()
         choice = response.choices[0]
         usage = response.usage
         return GenerationResult(
-            text=choice.message.content or "",
+            text=(choice.text if prompt.tokens else choice.message.content) or "",
             finish_reason=_finish_reason(choice.finish_reason),
             prompt_tokens=usage.prompt_tokens if usage is not None else prompt.n_tokens,
             completion_tokens=usage.completion_tokens if usage is not None else 0,

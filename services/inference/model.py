@@ -132,6 +132,15 @@ def limit_prefix_reuse(llama, prompt_tokens: list[int], replay: int = REPLAYED_P
         llama.n_tokens = keep
 
 
+def tokenize_formatted(llama, prompt: FormattedPrompt) -> list[int]:
+    """A formatted prompt's token ids: the template's scaffolding may be control tokens, message contents never
+    (a question or a passage spelling `<|im_start|>system` stays text)."""
+    tokens: list[int] = []
+    for number, (piece, scaffolding) in enumerate(prompt.segments):
+        tokens += llama.tokenize(piece.encode("utf-8"), add_bos=number == 0, special=scaffolding)
+    return tokens
+
+
 def fit_window(n_ctx: int, prompt_tokens: int, max_tokens: int) -> int:
     """max_tokens reduced to what an n_ctx window leaves after the prompt; InvalidInput when nothing is left."""
     room = n_ctx - prompt_tokens
@@ -275,12 +284,7 @@ class ChatModel:
         return self.slots[0].llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
 
     def tokenize_prompt(self, prompt: FormattedPrompt) -> list[int]:
-        """A formatted prompt: the template's scaffolding may be control tokens, message contents never."""
-        llama = self.slots[0].llama
-        tokens: list[int] = []
-        for number, (piece, scaffolding) in enumerate(prompt.segments):
-            tokens += llama.tokenize(piece.encode("utf-8"), add_bos=number == 0, special=scaffolding)
-        return tokens
+        return tokenize_formatted(self.slots[0].llama, prompt)
 
     def prepare(self, messages: list[Message]) -> Prompt:
         """The messages in the model's template, tokenized (see tokenize_prompt)."""

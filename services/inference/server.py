@@ -148,7 +148,7 @@ async def run(settings: InferenceSettings) -> None:
             await asyncio.sleep(settings.upstream_health_interval_s)
             now = await asyncio.to_thread(model.probe)
             if now != serving:
-                log.warning("generation server %s: inference %s", settings.upstream_url,
+                log.warning("generation server %s: inference %s", model.source,
                             "SERVING again" if now else "NOT_SERVING")
                 await grpc_server.set_serving(now)
                 serving = now
@@ -172,6 +172,8 @@ async def run(settings: InferenceSettings) -> None:
             return
         if not await asyncio.to_thread(core.model.probe):
             raise RuntimeError("model probe failed")
+        if settings.engine is Engine.LLAMA_SERVER:  # our child: watched, and started again if it exits
+            watch = asyncio.create_task(follow_upstream(core.model))
         await grpc_server.set_serving(True)
         log.info("inference SERVING on port %d", grpc_server.port)
 

@@ -1,0 +1,106 @@
+"""Time to the first token for one user at a time: the service as it is against the service as the issue found it.
+
+The real services as processes on loopback (redis-server, the memory service, the inference service on the full
+index), one chat at a time, each labelled question in a new session, the same model for every configuration, in
+the same run:
+- `as_filed`: the embedded engine with each prompt evaluated on one thread (INFERENCE_BATCH_THREADS=1) and 4 plain
+  passages (INFERENCE_PASSAGE_NEIGHBORS=0): what the issue measured (15.7 s p50, SmolLM2, 2 cores);
+- `default`: today's defaults but the engine, which is the local llama-server engine (all cores on the prompt,
+  KV reuse of the prompt's beginning through llama-server's prompt cache), with passages extended by their
+  neighbour (more prompt tokens, for answer quality);
+- `default_plain_passages`: the same with INFERENCE_PASSAGE_NEIGHBORS=0, the prompt size of `as_filed`.
+
+    python bench/inference_ttft_single.py [--questions 12] [--index var/index] [--packaged-model smollm2-135m]
+
+Ends with `ttft_single_ratio=` (default / as_filed p50; target <= 0.4), `ttft_single_ratio_plain_passages=`, and
+each configuration's `ttft_ms_p50_<name>=` and `prompt_tokens_p50_<name>=`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import grpc
+from inference_common import start_inference
+
+from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from tests.conftest import RedisServer, free_port, memory_service_process
+from tests.inference.retrieval_questions import QUESTIONS
+
+CONFIGURATIONS = {
+    "as_filed": {"INFERENCE_ENGINE": "embedded", "INFERENCE_BATCH_THREADS": "1", "INFERENCE_PASSAGE_NEIGHBORS": "0"},
+    "default": {"INFERENCE_ENGINE": "llama-server"},
+    "default_plain_passages": {"INFERENCE_ENGINE": "llama-server", "INFERENCE_PASSAGE_NEIGHBORS": "0"},
+}
+
+
+def first_token(stub, question: str, max_tokens: int) -> tuple[float, int]:
+    """(ms from the request to the first text, the prompt's tokens)."""
+    request = inference_pb2.ChatRequest(question=question, session_id=f"bench-{uuid.uuid4().hex[:12]}", owner="bench",
+                                        options=common_pb2.GenerationOptions(max_tokens=max_tokens, temperature=0.0))
+    started = time.perf_counter()
+    first = None
+    prompt_tokens = 0
+    for event in stub.Chat(request, timeout=900):
+        kind = event.WhichOneof("event")
+        if kind == "delta" and first is None:
+            first = time.perf_counter()
+        elif kind == "finished":
+            prompt_tokens = event.finished.usage.prompt_tokens
+            first = first or time.perf_counter()
+    return (first - started) * 1000, prompt_tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=int, default=12, help="Labelled questions asked (at most 46).")
+    parser.add_argument("--max-tokens", type=int, default=8, help="Answer length (only the first token is timed).")
+    parser.add_argument("--index", default=str(REPO_ROOT / "var" / "index"), help="Index directory (make index).")
+    parser.add_argument("--packaged-model", default="smollm2-135m", help="The model of every configuration.")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    redis = RedisServer(port=free_port(), workdir=Path(tempfile.mkdtemp(prefix="bench-redis-")))
+    redis.start()
+    memory = memory_service_process(redis.url)
+    memory.start()
+    p50: dict[str, float] = {}
+    try:
+        for name, settings in CONFIGURATIONS.items():
+            env = {"INFERENCE_INDEX_DIR": args.index, "INFERENCE_REQUIRE_INDEX": "true", "INFERENCE_MODEL_PATH": "",
+                   "INFERENCE_PACKAGED_MODEL": args.packaged_model, "INFERENCE_MEMORY_TARGET": memory.target,
+                   "INFERENCE_N_THREADS": str(args.threads), **settings}
+            server = start_inference(env, timeout_s=600)
+            try:
+                with grpc.insecure_channel(server.target) as channel:
+                    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+                    first_token(stub, "What is Jenkins?", 4)  # warm-up: first search, first prompt
+                    runs = [first_token(stub, question, args.max_tokens)
+                            for question, _pages in QUESTIONS[:args.questions]]
+            finally:
+                server.stop()
+            p50[name] = statistics.median(ms for ms, _tokens in runs)
+            tokens = statistics.median(tokens for _ms, tokens in runs)
+            print(f"{name}: {len(runs)} questions, first token p50 {p50[name]:.0f} ms, prompt tokens p50 {tokens:.0f}",
+                  flush=True)
+            print(f"ttft_ms_p50_{name}={p50[name]:.1f}")
+            print(f"prompt_tokens_p50_{name}={tokens:.0f}")
+    finally:
+        memory.stop()
+        redis.stop()
+    print(f"ttft_single_ratio={p50['default'] / p50['as_filed']:.3f}")
+    print(f"ttft_single_ratio_plain_passages={p50['default_plain_passages'] / p50['as_filed']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
