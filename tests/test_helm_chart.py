@@ -55,6 +55,7 @@ VARIANTS = {
         "--set", "redis.url=rediss://redis.example:6380/0", "--set", "redis.passwordSecret.name=redis-auth",
         "--set", "redis.tls.caSecret=redis-ca",
     ],
+    "llama-server in each inference pod": ["--set", "engine.mode=llama-server"],
     "an engine elsewhere, llama-server": [
         "--set", "engine.mode=openai", "--set", "engine.url=http://llama.ml.svc:8080/v1",
         "--set", "engine.repeatPenaltyField=repeat_penalty", "--set", "inference.autoscaling.enabled=true",
@@ -348,3 +349,14 @@ def test_redis_tls_ca_and_password_reach_memory():
     assert env["MEMORY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "redis-auth", "key": "password", "optional": False}
     assert not by_kind(docs, "StatefulSet")  # no Redis of the chart's own beside an external one
+
+
+def test_the_llama_server_engine_runs_in_the_inference_pod_with_no_engine_deployment():
+    from jenkins_assistant.inference.config import Engine, InferenceSettings
+
+    docs = render(*VARIANTS["llama-server in each inference pod"])
+    assert f"{FULLNAME}-engine" not in by_kind(docs, "Deployment")
+    env = container_env(docs, "inference")
+    # A value the service accepts (the pod would otherwise crash at start), and nothing of the openai engine.
+    assert InferenceSettings(engine=env["INFERENCE_ENGINE"]["value"]).engine is Engine.LLAMA_SERVER
+    assert "INFERENCE_UPSTREAM_URL" not in env
