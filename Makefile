@@ -148,7 +148,9 @@ bench: setup index
 	$(BIN)/python bench/scrape_bench.py
 	$(BIN)/python bench/inference_streaming.py
 	$(BIN)/python bench/inference_concurrency.py
+	$(BIN)/python bench/inference_ttft_single.py
 	$(BIN)/python bench/inference_retrieval.py
+	$(BIN)/python bench/index_build.py
 	$(BIN)/python bench/train_bench.py
 
 clean:
