@@ -315,8 +315,11 @@ def test_the_gpu_engine_gets_the_gpus_and_inference_sends_generation_to_it():
     elsewhere = render(*VARIANTS["an engine elsewhere, llama-server"])
     assert f"{FULLNAME}-engine" not in by_kind(elsewhere, "Deployment")
     assert container_env(elsewhere, "inference")["INFERENCE_UPSTREAM_URL"]["value"] == "http://llama.ml.svc:8080/v1"
-    # The default stays embedded: no engine, no INFERENCE_ENGINE.
-    assert "INFERENCE_ENGINE" not in container_env(render(), "inference")
+    # The default is llama-server inside the inference pods: no engine Deployment.
+    assert container_env(render(), "inference")["INFERENCE_ENGINE"]["value"] == "llama-server"
+    assert f"{FULLNAME}-engine" not in by_kind(render(), "Deployment")
+    # embedded: no INFERENCE_ENGINE, the service's own default.
+    assert "INFERENCE_ENGINE" not in container_env(render("--set", "engine.mode=embedded"), "inference")
 
 
 def test_the_autoscaler_owns_the_replica_count_and_scales_on_cpu_and_queue_depth():

@@ -12,7 +12,8 @@
 # Environment: REDIS_URL (external Redis), JENKINS_SHARED_DATA (default ../shared/data),
 # INFERENCE_MODEL_PATH (a .gguf or a published model dir; default: the packaged Qwen2.5-Coder-0.5B,
 # INFERENCE_PACKAGED_MODEL=smollm2-135m for the faster, weaker SmolLM2),
-# FOLLOWUP (the second question; empty skips it), any MEMORY_* / INFERENCE_* setting.
+# FOLLOWUP (the second question; empty skips it), INFERENCE_ENGINE (default llama-server), any MEMORY_* /
+# INFERENCE_* setting.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 QUESTION="${1:-How do I define a declarative Pipeline with a parallel stage?}"
@@ -23,6 +24,9 @@ STATE=var/local
 INDEX_DIR="${INFERENCE_INDEX_DIR:-var/index}"
 mkdir -p "$STATE"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 LOG_LEVEL="${LOG_LEVEL:-WARNING}"
+# Generation by llama.cpp's own server as the inference service's child (make setup builds it): continuous batching
+# serves concurrent chats at llama-server's own speed. INFERENCE_ENGINE=embedded keeps llama.cpp in the process.
+export INFERENCE_ENGINE="${INFERENCE_ENGINE:-llama-server}"
 
 free_port() { "$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PIDS=()
