@@ -102,6 +102,10 @@ class LlamaServerProcess:
             "--parallel", str(s.parallel_slots), "--ctx-size", str(s.n_ctx * s.parallel_slots),
             "--threads", str(s.n_threads), "--threads-batch", str(s.n_threads), "--batch-size", str(s.n_batch),
             "--cont-batching", "--cache-ram", str(s.llama_server_cache_mib),
+            # A new question shares only the system prompt (~90 tokens, under 10% of a grounded prompt) with earlier
+            # ones: below llama-server's default 10% similarity it takes the least recently used slot and evaluates
+            # the system prompt again; with 1% it takes the slot that holds it.
+            "--slot-prompt-similarity", "0.01",
             # Its per-request info lines (slot choice, timings) only at DEBUG; warnings and errors always.
             "--log-verbosity", "3" if log.isEnabledFor(logging.DEBUG) else "2",
         ]
