@@ -220,6 +220,18 @@ class OpenAIEngine:
         self.client.close()
 
 
+def _create(client, prompt: Prompt):
+    """The endpoint for a prompt: /completions for token ids tokenized here, /chat/completions for messages."""
+    return client.completions.create if prompt.tokens else client.chat.completions.create
+
+
+def _text(choice, prompt: Prompt, streamed: bool) -> str | None:
+    """A choice's text: completions carry `text`, a chat stream a `delta`, a whole chat reply a `message`."""
+    if prompt.tokens:
+        return choice.text
+    return (choice.delta if streamed else choice.message).content
+
+
 def _finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
@@ -240,18 +252,16 @@ class UpstreamSlot:
         chunks = 0
         finish: str | None = None
         usage = None
-        client = self.engine.async_client
-        create = client.completions.create if prompt.tokens else client.chat.completions.create
         try:
-            stream = await create(**self.engine.request(prompt, params), stream=True,
-                                  stream_options={"include_usage": True})
+            stream = await _create(self.engine.async_client, prompt)(
+                **self.engine.request(prompt, params), stream=True, stream_options={"include_usage": True})
             # Leaving this block any way (end, error, the consumer closing us, a cancelled task) closes the response.
             async with stream:
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = chunk.usage
                     for choice in chunk.choices:
-                        if text := (choice.text if prompt.tokens else choice.delta.content):
+                        if text := _text(choice, prompt, streamed=True):
                             chunks += 1
                             first_at = first_at or time.perf_counter()
                             pieces.append(text)
@@ -276,17 +286,15 @@ class UpstreamSlot:
         import openai
 
         started = time.perf_counter()
-        client = self.engine.client
-        create = client.completions.create if prompt.tokens else client.chat.completions.create
         try:
-            response = create(**self.engine.request(prompt, params))
+            response = _create(self.engine.client, prompt)(**self.engine.request(prompt, params))
         except openai.OpenAIError as exc:
             raise upstream_error(exc, self.engine.url) from exc
         ended = time.perf_counter()
         choice = response.choices[0]
         usage = response.usage
         return GenerationResult(
-            text=(choice.text if prompt.tokens else choice.message.content) or "",
+            text=_text(choice, prompt, streamed=False) or "",
             finish_reason=_finish_reason(choice.finish_reason),
             prompt_tokens=usage.prompt_tokens if usage is not None else prompt.n_tokens,
             completion_tokens=usage.completion_tokens if usage is not None else 0,

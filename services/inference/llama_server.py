@@ -7,7 +7,7 @@ batching over one model), which on 2 cores gave about twice the aggregate tokens
 
 What stays here, so that answers are the same as the embedded engine's:
 - the model is resolved here (packaged model, published manifest, hub download) and handed to the server by path;
-- prompts are rendered with the same template and tokenized here (`tokenize_formatted`: message contents never
+- prompts are rendered with the same template and tokenized here (`model.prepare_prompt`: message contents never
   become control tokens) with a vocabulary-only load of the GGUF, and sent as token ids to /v1/completions, so
   token counts, window fitting and the template are exact, not estimates as with a foreign server;
 - sampling settings, stop sequences, trimming, retrieval and memory are the core's, as for any engine.
@@ -34,7 +34,7 @@ from pathlib import Path
 from jenkins_assistant.common.errors import FailedPrecondition
 from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.inference.engine import OpenAIEngine
-from jenkins_assistant.inference.model import Prompt, tokenize_formatted
+from jenkins_assistant.inference.model import Prompt, prepare_prompt, served_name
 from jenkins_assistant.inference.model_source import ResolvedModel
 from jenkins_assistant.inference.templates import Message, formatter_for_model
 
@@ -193,7 +193,7 @@ class LlamaServerEngine(OpenAIEngine):
         self.resolved = resolved
         self.metadata: dict[str, str] = dict(self.vocab.metadata)
         self.formatter = formatter_for_model(self.vocab, settings.chat_template, resolved.manifest_template)
-        name = resolved.name or self.metadata.get("general.name") or Path(resolved.path).stem
+        name = served_name(resolved, self.metadata)
         self.server = LlamaServerProcess(find_binary(settings.llama_server_bin), str(resolved.path), name, settings)
         self.server.start()
         super().__init__(settings, url=self.server.base_url + "/v1", api_key=self.server.api_key)
@@ -213,9 +213,7 @@ class LlamaServerEngine(OpenAIEngine):
         return self.formatter.name
 
     def prepare(self, messages: list[Message]) -> Prompt:
-        formatted = self.formatter.format(messages)
-        tokens = tokenize_formatted(self.vocab, formatted)
-        return Prompt(n_tokens=len(tokens), stop=formatted.stop, tokens=tokens)
+        return prepare_prompt(self.vocab, self.formatter, messages)
 
     def probe(self) -> bool:
         """Ready when the child runs and answers. A child that exited makes this False at once (health goes

@@ -141,6 +141,18 @@ def tokenize_formatted(llama, prompt: FormattedPrompt) -> list[int]:
     return tokens
 
 
+def prepare_prompt(llama, formatter: PromptFormatter, messages: list[Message]) -> Prompt:
+    """The messages in the model's template, tokenized here (tokenize_formatted): what both local engines send."""
+    formatted = formatter.format(messages)
+    tokens = tokenize_formatted(llama, formatted)
+    return Prompt(n_tokens=len(tokens), stop=formatted.stop, tokens=tokens)
+
+
+def served_name(resolved: ResolvedModel, metadata: dict[str, str]) -> str:
+    """The model's name in answers and metrics: the manifest's, else the GGUF's general.name, else the file's."""
+    return resolved.name or metadata.get("general.name") or Path(resolved.path).stem
+
+
 def fit_window(n_ctx: int, prompt_tokens: int, max_tokens: int) -> int:
     """max_tokens reduced to what an n_ctx window leaves after the prompt; InvalidInput when nothing is left."""
     room = n_ctx - prompt_tokens
@@ -269,7 +281,7 @@ class ChatModel:
         self.metadata: dict[str, str] = dict(first.metadata)
         self.n_ctx = first.n_ctx()
         self.formatter: PromptFormatter = formatter_for_model(first, settings.chat_template, resolved.manifest_template)
-        self.name = resolved.name or self.metadata.get("general.name") or Path(resolved.path).stem
+        self.name = served_name(resolved, self.metadata)
         self.system_prompt = resolved.system_prompt
         log.info("model %s from %s: %d slots x %d threads, %d computing at once, n_ctx=%d, template=%s (%.1fs)",
                  self.name, resolved.source, len(self.slots), threads, settings.decode_permits, self.n_ctx,
@@ -287,10 +299,7 @@ class ChatModel:
         return tokenize_formatted(self.slots[0].llama, prompt)
 
     def prepare(self, messages: list[Message]) -> Prompt:
-        """The messages in the model's template, tokenized (see tokenize_prompt)."""
-        formatted = self.format(messages)
-        tokens = self.tokenize_prompt(formatted)
-        return Prompt(n_tokens=len(tokens), stop=formatted.stop, tokens=tokens)
+        return prepare_prompt(self.slots[0].llama, self.formatter, messages)
 
     @property
     def source(self) -> str:
