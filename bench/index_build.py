@@ -30,13 +30,7 @@ from jenkins_assistant.inference.index_cli import sample_shared_data_documents
 from jenkins_assistant.inference.retrieval.builder import build_index
 from jenkins_assistant.inference.retrieval.embeddings import load_embedder
 from jenkins_assistant.inference.retrieval.index import RetrievalIndex
-from tests.inference.retrieval_questions import QUESTIONS
-
-
-def recall_at_5(index: RetrievalIndex) -> float:
-    """As tests/inference/test_retrieval.py: a hit is any accepted page among the top 5 passages."""
-    hits = sum(bool({hit.chunk.url for hit in index.search(question, 5)} & set(pages)) for question, pages in QUESTIONS)
-    return hits / len(QUESTIONS)
+from tests.inference.retrieval_questions import QUESTIONS, recall_at_5
 
 
 class CharacterSorted:
@@ -61,8 +55,7 @@ def build(documents: list, settings: RetrievalSettings, out: Path, baseline: boo
     dtype = getattr(embedder, "dtype", "?")
     print(f"{dtype:>8}: {report.chunks} chunks in {seconds:.1f} s ({report.chunks / seconds:.1f} chunks/s)",
           flush=True)
-    index = RetrievalIndex(out, embedder, settings.faiss_threads, settings.hybrid, settings.keyword_weight,
-                           settings.rrf_k)
+    index = RetrievalIndex.from_settings(settings, embedder, index_dir=out)
     return seconds, index, dtype
 
 
@@ -88,8 +81,8 @@ def main() -> None:
             baseline_times.append(seconds)
             seconds, new_index, dtype = build(documents, new_settings, Path(tmp) / f"new-{round_}", False)
             new_times.append(seconds)
-        recall_baseline = recall_at_5(baseline_index)
-        recall_new = recall_at_5(new_index)
+        recall_baseline, _ = recall_at_5(baseline_index)
+        recall_new, _ = recall_at_5(new_index)
     baseline_s, new_s = min(baseline_times), min(new_times)
     print(f"embedding_dtype={dtype}")
     print(f"recall_at_5_baseline={recall_baseline:.3f}")

@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,33 +24,10 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import grpc
-from inference_common import percentile, start_inference
+from inference_common import memory_service, percentile, start_inference, timed_chat
 
-from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
-from tests.conftest import RedisServer, free_port, memory_service_process
+from jenkins_assistant.v1 import inference_pb2_grpc
 from tests.inference.retrieval_questions import QUESTIONS
-
-
-def timed_chat(stub, question: str, max_tokens: int) -> dict[str, float]:
-    request = inference_pb2.ChatRequest(question=question, session_id=f"bench-{uuid.uuid4().hex[:12]}",
-                                        owner="bench", options=common_pb2.GenerationOptions(max_tokens=max_tokens))
-    started = time.perf_counter()
-    sources_at = first_delta_at = None
-    sources = 0
-    for event in stub.Chat(request, timeout=900):
-        kind = event.WhichOneof("event")
-        if kind == "sources" and sources_at is None:
-            sources_at = time.perf_counter()
-            sources = len(event.sources.sources)
-        elif kind == "delta" and first_delta_at is None:
-            first_delta_at = time.perf_counter()
-        elif kind == "finished":
-            finished_at = time.perf_counter()
-            warnings = list(event.finished.warnings)
-    if warnings:
-        print(f"  warnings: {warnings}", flush=True)
-    return {"sources_ms": (sources_at - started) * 1000, "ttft_ms": ((first_delta_at or finished_at) - started) * 1000,
-            "finished_ms": (finished_at - started) * 1000, "sources": sources}
 
 
 def main() -> None:
@@ -65,29 +39,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    redis = RedisServer(port=free_port(), workdir=Path(tempfile.mkdtemp(prefix="bench-redis-")))
-    redis.start()
-    memory = memory_service_process(redis.url)
-    memory.start()
-    env = {"INFERENCE_INDEX_DIR": args.index, "INFERENCE_REQUIRE_INDEX": "true", "INFERENCE_MEMORY_TARGET": memory.target,
-           "INFERENCE_N_THREADS": str(args.threads)}
-    if args.packaged_model:
-        env |= {"INFERENCE_MODEL_PATH": "", "INFERENCE_PACKAGED_MODEL": args.packaged_model}
-    server = start_inference(env, timeout_s=600)
     runs = []
-    try:
-        with grpc.insecure_channel(server.target) as channel:
-            stub = inference_pb2_grpc.InferenceServiceStub(channel)
-            timed_chat(stub, "What is Jenkins?", 4)  # warm-up: first search, first prompt
-            for number, (question, _pages) in enumerate(QUESTIONS[:args.questions], 1):
-                run = timed_chat(stub, question, args.max_tokens)
-                runs.append(run)
-                print(f"{number}: sources {run['sources_ms']:.0f} ms ({run['sources']}), first token "
-                      f"{run['ttft_ms']:.0f} ms, finished {run['finished_ms']:.0f} ms", flush=True)
-    finally:
-        server.stop()
-        memory.stop()
-        redis.stop()
+    with memory_service() as memory_target:
+        env = {"INFERENCE_INDEX_DIR": args.index, "INFERENCE_REQUIRE_INDEX": "true",
+               "INFERENCE_MEMORY_TARGET": memory_target, "INFERENCE_N_THREADS": str(args.threads)}
+        if args.packaged_model:
+            env |= {"INFERENCE_MODEL_PATH": "", "INFERENCE_PACKAGED_MODEL": args.packaged_model}
+        server = start_inference(env, timeout_s=600)
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                stub = inference_pb2_grpc.InferenceServiceStub(channel)
+                timed_chat(stub, "What is Jenkins?", 4)  # warm-up: first search, first prompt
+                for number, (question, _pages) in enumerate(QUESTIONS[:args.questions], 1):
+                    run = timed_chat(stub, question, args.max_tokens)
+                    runs.append(run)
+                    print(f"{number}: sources {run['sources_ms']:.0f} ms ({run['sources']}), first token "
+                          f"{run['ttft_ms']:.0f} ms, finished {run['finished_ms']:.0f} ms", flush=True)
+        finally:
+            server.stop()
     sources_ms = [run["sources_ms"] for run in runs]
     print(f"questions={len(runs)}")
     print(f"first_sources_ms_p50={statistics.median(sources_ms):.1f}")

@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +28,9 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import grpc
-from inference_common import start_inference
+from inference_common import memory_service, start_inference, timed_chat
 
-from jenkins_assistant.v1 import common_pb2, inference_pb2, inference_pb2_grpc
-from tests.conftest import RedisServer, free_port, memory_service_process
+from jenkins_assistant.v1 import inference_pb2_grpc
 from tests.inference.retrieval_questions import QUESTIONS
 
 CONFIGURATIONS = {
@@ -42,23 +38,6 @@ CONFIGURATIONS = {
     "default": {"INFERENCE_ENGINE": "llama-server"},
     "default_plain_passages": {"INFERENCE_ENGINE": "llama-server", "INFERENCE_PASSAGE_NEIGHBORS": "0"},
 }
-
-
-def first_token(stub, question: str, max_tokens: int) -> tuple[float, int]:
-    """(ms from the request to the first text, the prompt's tokens)."""
-    request = inference_pb2.ChatRequest(question=question, session_id=f"bench-{uuid.uuid4().hex[:12]}", owner="bench",
-                                        options=common_pb2.GenerationOptions(max_tokens=max_tokens, temperature=0.0))
-    started = time.perf_counter()
-    first = None
-    prompt_tokens = 0
-    for event in stub.Chat(request, timeout=900):
-        kind = event.WhichOneof("event")
-        if kind == "delta" and first is None:
-            first = time.perf_counter()
-        elif kind == "finished":
-            prompt_tokens = event.finished.usage.prompt_tokens
-            first = first or time.perf_counter()
-    return (first - started) * 1000, prompt_tokens
 
 
 def main() -> None:
@@ -70,34 +49,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    redis = RedisServer(port=free_port(), workdir=Path(tempfile.mkdtemp(prefix="bench-redis-")))
-    redis.start()
-    memory = memory_service_process(redis.url)
-    memory.start()
     p50: dict[str, float] = {}
-    try:
+    with memory_service() as memory_target:
         for name, settings in CONFIGURATIONS.items():
             env = {"INFERENCE_INDEX_DIR": args.index, "INFERENCE_REQUIRE_INDEX": "true", "INFERENCE_MODEL_PATH": "",
-                   "INFERENCE_PACKAGED_MODEL": args.packaged_model, "INFERENCE_MEMORY_TARGET": memory.target,
+                   "INFERENCE_PACKAGED_MODEL": args.packaged_model, "INFERENCE_MEMORY_TARGET": memory_target,
                    "INFERENCE_N_THREADS": str(args.threads), **settings}
             server = start_inference(env, timeout_s=600)
             try:
                 with grpc.insecure_channel(server.target) as channel:
                     stub = inference_pb2_grpc.InferenceServiceStub(channel)
-                    first_token(stub, "What is Jenkins?", 4)  # warm-up: first search, first prompt
-                    runs = [first_token(stub, question, args.max_tokens)
-                            for question, _pages in QUESTIONS[:args.questions]]
+                    timed_chat(stub, "What is Jenkins?", 4)  # warm-up: first search, first prompt
+                    runs = [timed_chat(stub, question, args.max_tokens) for question, _pages in QUESTIONS[:args.questions]]
             finally:
                 server.stop()
-            p50[name] = statistics.median(ms for ms, _tokens in runs)
-            tokens = statistics.median(tokens for _ms, tokens in runs)
+            p50[name] = statistics.median(run["ttft_ms"] for run in runs)
+            tokens = statistics.median(run["prompt_tokens"] for run in runs)
             print(f"{name}: {len(runs)} questions, first token p50 {p50[name]:.0f} ms, prompt tokens p50 {tokens:.0f}",
                   flush=True)
             print(f"ttft_ms_p50_{name}={p50[name]:.1f}")
             print(f"prompt_tokens_p50_{name}={tokens:.0f}")
-    finally:
-        memory.stop()
-        redis.stop()
     print(f"ttft_single_ratio={p50['default'] / p50['as_filed']:.3f}")
     print(f"ttft_single_ratio_plain_passages={p50['default_plain_passages'] / p50['as_filed']:.3f}")
 

@@ -1,5 +1,5 @@
 """Jenkins questions a user would ask, each labelled with the page(s) that answer it (written for this
-project, not taken from the pages). Used by the recall@5 test and the retrieval latency benchmark."""
+project, not taken from the pages). Used by the recall@5 test and the retrieval and index-build benchmarks."""
 
 from __future__ import annotations
 
@@ -81,3 +81,13 @@ QUESTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("How can builds run in pods on a Kubernetes cluster?", (PLUGIN + "kubernetes/",)),
     ("How do I stop two builds from using the same test database at once?", (PLUGIN + "lockable-resources/",)),
 ]
+
+
+def recall_at_5(index) -> tuple[float, list[str]]:
+    """Share of QUESTIONS with an accepted page among the index's top 5 passages, and the misses (question -> top 3)."""
+    misses = []
+    for question, pages in QUESTIONS:
+        urls = [hit.chunk.url for hit in index.search(question, 5)]
+        if not set(urls) & set(pages):
+            misses.append(f"{question} -> {urls[:3]}")
+    return 1 - len(misses) / len(QUESTIONS), misses

@@ -13,7 +13,7 @@ from jenkins_assistant.inference.retrieval.builder import build_index
 from jenkins_assistant.inference.retrieval.chunking import Chunker
 from jenkins_assistant.inference.retrieval.embeddings import load_embedder
 from jenkins_assistant.inference.retrieval.index import RetrievalIndex
-from tests.inference.retrieval_questions import QUESTIONS
+from tests.inference.retrieval_questions import QUESTIONS, recall_at_5
 
 PIPELINE_DOC = CorpusDocument(
     id="docs:pipeline-demo", url="https://www.jenkins.io/doc/book/pipeline/demo/", title="Pipeline demo",
@@ -92,15 +92,6 @@ def test_index_built_with_another_embedding_model_is_refused(tmp_path: Path, set
 
     with pytest.raises(FailedPrecondition, match="built with"):
         RetrievalIndex(out, OtherModel(), faiss_threads=1, hybrid=False)
-
-
-def recall_at_5(index: RetrievalIndex) -> tuple[float, list[str]]:
-    misses = []
-    for question, pages in QUESTIONS:
-        urls = [hit.chunk.url for hit in index.search(question, 5)]
-        if not set(urls) & set(pages):
-            misses.append(f"{question} -> {urls[:3]}")
-    return 1 - len(misses) / len(QUESTIONS), misses
 
 
 def test_recall_at_5_on_the_sample_index(sample_index: Path):
