@@ -15,11 +15,20 @@ scope when it checks credentials.
 asks the served model (or `--openai-url`, any OpenAI-compatible server) for a question/answer pair per document
 section, keeps those the section supports (`generate.py`) and writes a version with `qa.csv` (question, answer,
 url, license, section: the training job's CSV) and `rows.jsonl`; a second run resumes where the last one stopped.
+
+    jenkins-assistant dataset grounded --qa-csv ../shared/data/qa/.../jenkins_docs_qa_pairs.csv --index-dir var/index \
+        --out var/datasets/grounded
+
+gives each question/answer pair the passages the service would put in its prompt (the index searched as the service
+is configured), cites the one that supports the answer, drops pairs no indexed passage supports and the golden
+questions, and writes a version with `grounded.csv` (question, answer, passages: the training job's served-layout
+CSV) and `report.json` (counts by outcome, drops by reason).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Annotated
@@ -267,3 +276,81 @@ def _qa_csv(rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+GROUNDED_FILE = "grounded.csv"
+GROUNDED_COLUMNS = ["question", "answer", "passages", "url", "section", "status"]
+
+
+def _read_qa(path: Path) -> list[tuple[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+        if "question" not in columns or "answer" not in columns:
+            raise typer.BadParameter(f"{path} needs question and answer columns (has {reader.fieldnames})")
+        return [(row[columns["question"]].strip(), row[columns["answer"]].strip()) for row in reader
+                if row[columns["question"]].strip() and row[columns["answer"]].strip()]
+
+
+@app.command()
+def grounded(
+    qa_csv: Annotated[list[Path], typer.Option(exists=True, help="Question/answer CSVs (repeatable): the seed's "
+                                                                   "pairs, `dataset generate`'s qa.csv.")],
+    index_dir: Annotated[Path, typer.Option(exists=True, help="The retrieval index the service answers from.")] = Path(
+        "var/index"),
+    k: Annotated[int, typer.Option(min=1, max=20, help="Passages per prompt (the service's retrieval_k).")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the supporting passage's position among the others.")] = 0,
+    exclude_golden: Annotated[bool, typer.Option(help="Leave out the evaluation harness's golden questions.")] = True,
+    limit: Annotated[int, typer.Option(min=0, help="Pairs to try (0: all).")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder of the versions.")] = Path("var/datasets/grounded"),
+) -> None:
+    """Question/answer pairs in the served layout: the passages the index gives each question, the one that supports
+    the answer among them, and the answer citing it (`grounded.py`); the training job reads the CSV's passages."""
+    import random
+
+    from jenkins_assistant.common.grounded_prompt import Passage
+    from jenkins_assistant.datasets.grounded import DROPPED, ground_pair
+    from jenkins_assistant.inference.config import RetrievalSettings
+    from jenkins_assistant.inference.retrieval.embeddings import load_embedder
+    from jenkins_assistant.inference.retrieval.index import RetrievalIndex
+
+    # Retrieval exactly as the service is configured (INFERENCE_* variables: hybrid, neighbours, fusion weights).
+    settings = RetrievalSettings(index_dir=str(index_dir))
+    index = RetrievalIndex.from_settings(settings, load_embedder(settings))
+
+    def search(query: str, depth: int) -> list[Passage]:
+        return [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in index.search(query, depth)]
+
+    excluded: set[str] = set()
+    if exclude_golden:
+        from jenkins_assistant.evaluation.golden import load_golden
+
+        excluded = {question_key(item.question) for item in load_golden()}
+    pairs, seen = [], set()
+    for path in qa_csv:
+        for question, answer in _read_qa(path):
+            if (key := question_key(question)) not in seen:
+                seen.add(key)
+                pairs.append((question, answer))
+    rng = random.Random(seed)
+    rows, counts, reasons = [], {"pairs": len(pairs), "golden_excluded": 0}, {}
+    for question, answer in pairs[: limit or None]:
+        if question_key(question) in excluded:
+            counts["golden_excluded"] += 1
+            continue
+        example = ground_pair(question, answer, search, k, rng)
+        counts[example.status] = counts.get(example.status, 0) + 1
+        if example.status == DROPPED:
+            reasons[example.reason] = reasons.get(example.reason, 0) + 1
+        else:
+            rows.append(example.row())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=GROUNDED_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, "passages": json.dumps(row["passages"], ensure_ascii=False)} for row in rows)
+    report = {"counts": counts, "dropped": reasons, "k": k, "seed": seed, "index": str(index_dir.resolve()),
+              "index_corpus_sha256": index.manifest.get("corpus_sha256"), "inputs": [str(path) for path in qa_csv],
+              "retrieval": {"hybrid": index.hybrid, "passage_neighbors": settings.passage_neighbors}}
+    folder, written = write_version(out, {GROUNDED_FILE: buffer.getvalue()}, report)
+    typer.echo(f"{folder}: {len(rows)} examples of {len(pairs)} pairs ({counts}; dropped: {reasons}; "
+               f"{'written' if written else 'unchanged'})")

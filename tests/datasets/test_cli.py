@@ -138,3 +138,50 @@ def test_generate_asks_the_served_model_records_each_section_and_resumes(inferen
     assert all(row["license"] == "CC-BY-SA-4.0" and row["url"].startswith("https://www.jenkins.io/") for row in kept)
     third = run(5)  # nothing left to try: nothing new written
     assert third.returncode == 0 and "0 of 0 this run; unchanged" in third.stdout
+
+
+def test_grounded_gives_each_pair_the_served_passages_and_cites_the_one_that_supports_it(sample_index, tmp_path):
+    """`dataset grounded` on the tests' sample index (real embedder, FAISS and BM25, as the service searches): pairs
+    whose answers are sentences of indexed chunks keep the served passages and cite a supporting one; a pair nothing
+    in the index supports is dropped, a golden question is left out, and the trainer reads the passages back."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training-job"))
+    from jenkins_assistant.common.grounded_prompt import Passage
+    from jenkins_assistant.datasets.generate import support
+    from jenkins_assistant.evaluation.golden import load_golden
+    from jenkins_assistant.training.data import read_pairs
+
+    chunks = [json.loads(line) for line in (sample_index / "chunks.jsonl").read_text().splitlines()]
+    prose = [c for c in chunks if c["source"] == "jenkins_docs" and len(c["text"]) > 500 and "```" not in c["text"]]
+    pairs = []
+    for chunk in prose[:: max(1, len(prose) // 3)][:3]:
+        sentences = [s for s in chunk["text"].replace("\n", " ").split(". ") if len(s.split()) > 8]
+        pairs.append((f"What does the {chunk['section']} documentation say?", sentences[0].strip() + "."))
+    pairs.append(("Which quantum scheduler does Jenkins ship?",
+                  "Jenkins ships zorblaxQuantumScheduler, which reorders builds by entanglement."))
+    pairs.append((load_golden()[0].question, "Whatever the answer is."))
+    qa_csv = tmp_path / "qa.csv"
+    with open(qa_csv, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Question", "Answer"])
+        writer.writerows(pairs)
+    out = tmp_path / "grounded"
+    done = subprocess.run([sys.executable, "-m", "jenkins_assistant.cli", "dataset", "grounded", "--qa-csv",
+                           str(qa_csv), "--index-dir", str(sample_index), "--k", "3", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    version = (out / "latest").resolve()
+    report = json.loads((version / "report.json").read_text())
+    assert report["counts"]["golden_excluded"] == 1 and report["counts"]["pairs"] == 5
+    assert report["dropped"].get("no indexed passage supports the answer", 0) >= 1
+    with open(version / "grounded.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(not row["answer"].startswith("Jenkins ships zorblax") for row in rows)
+    assert len(rows) == report["counts"].get("retrieved", 0) + report["counts"].get("inserted", 0)
+    for row in rows:
+        passages = [Passage(**p) for p in json.loads(row["passages"])]
+        cited = int(row["answer"].rsplit("[", 1)[1].split("]")[0])
+        assert len(passages) == 3 and passages[cited - 1].url == row["url"]
+        assert support(row["answer"], f"{passages[cited - 1].heading}\n{passages[cited - 1].text}")[0]
+    trained = read_pairs(version / "grounded.csv")  # the training job's reader: passages and all
+    assert [len(pair.passages) for pair in trained] == [3] * len(rows)
+    assert trained[0].user_turn.startswith("Documentation passages:\n\n[1] ")
