@@ -68,6 +68,21 @@ def test_cpu_sft_config_avoids_cuda_only_options(tmp_path):
     assert args.completion_only_loss and args.lr_scheduler_type == "constant" and args.warmup_steps == 0.03
 
 
+def test_cpu_bf16_is_autocast_over_float32_weights(tmp_path):
+    import torch
+
+    from jenkins_assistant.training.modeling import resolve_mode
+    from jenkins_assistant.training.train import sft_config
+
+    mode = resolve_mode("auto", cuda_available=False, cpu_bf16=True)
+    assert (mode.name, mode.device, mode.compute_dtype, mode.bf16, mode.fp16) == ("lora", "cpu", torch.bfloat16, True,
+                                                                                   False)
+    args = sft_config(TrainArguments(output_dir=str(tmp_path), report_to=["none"]), DataArguments(), mode)
+    assert args.bf16 and args.use_cpu and args.optim == "adamw_torch"
+    parsed = make_parser().parse_args_and_config(["--cpu_bf16", "true"])
+    assert parsed[2].cpu_bf16  # (data, train, model)
+
+
 def test_preflight_fails_fast(tmp_path, qa_csv, converter_dir):
     with pytest.raises(ValueError, match="dataset_csv"):
         preflight(DataArguments(), TrainArguments(converter_dir=str(converter_dir)))
@@ -79,3 +94,13 @@ def test_preflight_fails_fast(tmp_path, qa_csv, converter_dir):
     with pytest.raises(ValueError, match="default_gguf"):
         preflight(DataArguments(dataset_csv=str(qa_csv)),
                   TrainArguments(converter_dir=str(converter_dir), quantizations=["q8_0"], default_gguf="q4_K_M"))
+
+
+def test_cpu_training_keeps_freed_memory_on_glibc():
+    """In a fresh process: the mallopt calls take (glibc), so the trainer logs that freed memory is kept."""
+    import subprocess
+    import sys
+
+    code = "from jenkins_assistant.training.modeling import keep_freed_memory; print(keep_freed_memory())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "True"

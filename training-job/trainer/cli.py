@@ -100,6 +100,7 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
         to_sft_records,
     )
     from .modeling import (
+        keep_freed_memory,
         load_base_model,
         load_tokenizer,
         resolve_chat_template,
@@ -110,10 +111,12 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
     from .train import checkpoint_step, run_dpo, run_training, test_loss
 
     # ----- model --------------------------------------------------------------------------------------------------
-    mode = resolve_mode(model_args.mode)
+    mode = resolve_mode(model_args.mode, cpu_bf16=model_args.cpu_bf16)
     log.info("training mode: %s on %s (%s)%s", mode.name, mode.device, str(mode.compute_dtype).removeprefix("torch."),
              " - 4-bit NF4 base" if mode.name == "qlora" else " - no CUDA: plain LoRA, no 4-bit" if
              mode.device == "cpu" else "")
+    if mode.device == "cpu" and keep_freed_memory():
+        log.info("CPU training: freed memory is kept for reuse (glibc mallopt), peak memory stays reserved")
     tokenizer = load_tokenizer(model_args)
     chat_template = resolve_chat_template(model_args, tokenizer)
     log.info("prompt format: %s", chat_template)
