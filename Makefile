@@ -28,7 +28,7 @@ LLAMA_WHEELS := $(HOME)/.cache/jenkins-assistant/wheels/llama-cpp-$(LLAMA_CPP_VE
 LLAMA_SERVER := $(HOME)/.cache/jenkins-assistant/llama-server-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)/llama-server
 export INFERENCE_LLAMA_SERVER_BIN ?= $(LLAMA_SERVER)
 
-.PHONY: setup system-packages llama-server protos java-stubs java-client index lint test run ui eval eval-smoke bench clean
+.PHONY: setup system-packages llama-server protos java-stubs java-client index lint test run ui eval eval-smoke bench train-grounded clean
 
 setup: $(VENV)/.installed system-packages llama-server
 
@@ -152,6 +152,18 @@ bench: setup index
 	$(BIN)/python bench/inference_retrieval.py
 	$(BIN)/python bench/index_build.py
 	$(BIN)/python bench/train_bench.py
+
+# Fine-tune the default model (Qwen2.5-Coder-0.5B) on the prompt it is served with: the seed's Q&A pairs, each given
+# the passages the index serves for its question and an answer citing the one that supports it (`dataset grounded`),
+# then CPU LoRA (bfloat16 autocast), GGUF export and publication in models/qwen-coder-grounded (about an hour on 2
+# cores). Serve it with INFERENCE_MODEL_PATH=models/qwen-coder-grounded (make run, make eval).
+QA_PAIRS := $(SHARED_DATA)/qa/nouralmulhem-Enhancing-LLM-with-Jenkins-Knowledge/jenkins_docs_qa_pairs.csv
+MODELS_CACHE := $(HOME)/.cache/jenkins-assistant/models
+train-grounded: setup index
+	$(BIN)/jenkins-assistant dataset grounded --qa-csv $(QA_PAIRS) --index-dir $(INDEX_DIR) --out var/datasets/grounded
+	$(BIN)/python -c "from jenkins_assistant.inference.model_source import packaged_model as p; p('qwen2.5-coder-0.5b', '$(MODELS_CACHE)')"
+	$(BIN)/jenkins-assistant-train --config training-job/config/qwen-coder-0.5b-grounded-cpu.yaml \
+	  --base_model $(MODELS_CACHE) --dataset_csv var/datasets/grounded/latest/grounded.csv
 
 clean:
 	rm -rf $(VENV) services/v1 var
