@@ -283,13 +283,11 @@ GROUNDED_COLUMNS = ["question", "answer", "passages", "url", "section", "status"
 
 
 def _read_qa(path: Path) -> list[tuple[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-        if "question" not in columns or "answer" not in columns:
-            raise typer.BadParameter(f"{path} needs question and answer columns (has {reader.fieldnames})")
-        return [(row[columns["question"]].strip(), row[columns["answer"]].strip()) for row in reader
-                if row[columns["question"]].strip() and row[columns["answer"]].strip()]
+    rows = _rows(path)
+    if rows and not {"question", "answer"} <= rows[0].keys():
+        raise typer.BadParameter(f"{path} needs question and answer columns (has {sorted(rows[0])})")
+    pairs = [(str(row["question"] or "").strip(), str(row["answer"] or "").strip()) for row in rows]
+    return [(question, answer) for question, answer in pairs if question and answer]
 
 
 @app.command()
@@ -307,6 +305,7 @@ def grounded(
     """Question/answer pairs in the served layout: the passages the index gives each question, the one that supports
     the answer among them, and the answer citing it (`grounded.py`); the training job reads the CSV's passages."""
     import random
+    from collections import Counter
 
     from jenkins_assistant.common.grounded_prompt import Passage
     from jenkins_assistant.datasets.grounded import DROPPED, ground_pair
@@ -319,7 +318,7 @@ def grounded(
     index = RetrievalIndex.from_settings(settings, load_embedder(settings))
 
     def search(query: str, depth: int) -> list[Passage]:
-        return [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in index.search(query, depth)]
+        return [hit.passage for hit in index.search(query, depth)]
 
     excluded: set[str] = set()
     if exclude_golden:
@@ -333,24 +332,24 @@ def grounded(
                 seen.add(key)
                 pairs.append((question, answer))
     rng = random.Random(seed)
-    rows, counts, reasons = [], {"pairs": len(pairs), "golden_excluded": 0}, {}
+    rows, counts, reasons = [], Counter({"pairs": len(pairs), "golden_excluded": 0}), Counter()
     for question, answer in pairs[: limit or None]:
         if question_key(question) in excluded:
             counts["golden_excluded"] += 1
             continue
         example = ground_pair(question, answer, search, k, rng)
-        counts[example.status] = counts.get(example.status, 0) + 1
+        counts[example.status] += 1
         if example.status == DROPPED:
-            reasons[example.reason] = reasons.get(example.reason, 0) + 1
+            reasons[example.reason] += 1
         else:
             rows.append(example.row())
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=GROUNDED_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({**row, "passages": json.dumps(row["passages"], ensure_ascii=False)} for row in rows)
-    report = {"counts": counts, "dropped": reasons, "k": k, "seed": seed, "index": str(index_dir.resolve()),
+    report = {"counts": dict(counts), "dropped": dict(reasons), "k": k, "seed": seed, "index": str(index_dir.resolve()),
               "index_corpus_sha256": index.manifest.get("corpus_sha256"), "inputs": [str(path) for path in qa_csv],
               "retrieval": {"hybrid": index.hybrid, "passage_neighbors": settings.passage_neighbors}}
     folder, written = write_version(out, {GROUNDED_FILE: buffer.getvalue()}, report)
-    typer.echo(f"{folder}: {len(rows)} examples of {len(pairs)} pairs ({counts}; dropped: {reasons}; "
+    typer.echo(f"{folder}: {len(rows)} examples of {len(pairs)} pairs ({dict(counts)}; dropped: {dict(reasons)}; "
                f"{'written' if written else 'unchanged'})")

@@ -15,7 +15,6 @@ from jenkins_assistant.evaluation.scoring import score_answer
 def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool) -> list[ItemResult]:
     from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
     from jenkins_assistant.inference.core import sources_from_passages
-    from jenkins_assistant.inference.prompts import Passage
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
@@ -25,7 +24,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     for item in items:
         hits, elapsed_ms = index.timed_search(item.question, k)
         # The same numbered sources the service sends for these hits.
-        passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+        passages = [hit.passage for hit in hits]
         sources = sources_from_passages(hits, passages, InferenceSettings.model_fields["snippet_chars"].default)
         answer = "\n\n".join(passage.text for passage in passages)
         results.append(ItemResult(

@@ -450,7 +450,7 @@ class InferenceCore:
         hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, text, candidates(k, context))
         hits, reranked = rerank(hits, context, k)
         metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
-        passages = [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+        passages = [hit.passage for hit in hits]
         return hits, passages, retrieval_ms, reranked
 
     def turn(self) -> _Turn:

@@ -50,7 +50,7 @@ def search(index: RetrievalIndex, question: str, k: int, ctx: JenkinsContext | N
 
 
 def passages(hits: list) -> list[Passage]:
-    return [Passage(h.chunk.title, h.chunk.url, h.chunk.text, h.chunk.section) for h in hits]
+    return [hit.passage for hit in hits]
 
 
 def test_a_passage_of_an_installed_plugin_moves_up_into_the_prompt(index):

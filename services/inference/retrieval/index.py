@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jenkins_assistant.common.errors import FailedPrecondition
+from jenkins_assistant.common.grounded_prompt import Passage
 from jenkins_assistant.inference.retrieval.chunking import Chunk
 from jenkins_assistant.inference.retrieval.embeddings import Embedder
 
@@ -43,6 +44,11 @@ BM25_DIR = "bm25"
 class Hit:
     chunk: Chunk
     score: float
+
+    @property
+    def passage(self) -> Passage:
+        """The hit as the prompt numbers and shows it (title, URL, text, heading path)."""
+        return Passage(self.chunk.title, self.chunk.url, self.chunk.text, self.chunk.section)
 
 
 def bm25_tokens(texts: list[str]) -> list[list[str]]:
