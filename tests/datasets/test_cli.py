@@ -144,7 +144,6 @@ def test_grounded_gives_each_pair_the_served_passages_and_cites_the_one_that_sup
     """`dataset grounded` on the tests' sample index (real embedder, FAISS and BM25, as the service searches): pairs
     whose answers are sentences of indexed chunks keep the served passages and cite a supporting one; a pair nothing
     in the index supports is dropped, a golden question is left out, and the trainer reads the passages back."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "training-job"))
     from jenkins_assistant.common.grounded_prompt import Passage
     from jenkins_assistant.datasets.generate import support
     from jenkins_assistant.evaluation.golden import load_golden
