@@ -26,6 +26,7 @@ from typing import Protocol
 from langchain_text_splitters import MarkdownHeaderTextSplitter
 
 from jenkins_assistant.common.records import CorpusDocument
+from jenkins_assistant.inference.retrieval.chunking import mask_indentation, unmask_indentation
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 MIN_SECTION_CHARS = 300
@@ -80,8 +81,9 @@ def sections_of(doc: CorpusDocument, min_chars: int = MIN_SECTION_CHARS,
     """The document's sections of at least min_chars (shorter ones rarely settle a question), each cut to
     max_chars at a paragraph."""
     sections = []
-    for part in MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=True).split_text(doc.text):
-        text = part.page_content.strip()
+    # Masked so that the splitter keeps the code's indentation (see chunking.mask_indentation).
+    for part in MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=True).split_text(mask_indentation(doc.text)):
+        text = unmask_indentation(part.page_content.strip())
         if len(text) < min_chars:
             continue
         if len(text) > max_chars:

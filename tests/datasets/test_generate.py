@@ -40,6 +40,15 @@ def test_sections_of_a_real_page_carry_url_licence_and_heading(shared_data: Path
     assert [s.key for s in pending_sections([doc], {sections[0].key})] == [s.key for s in sections[1:]]
 
 
+def test_sections_keep_the_indentation_of_their_code(shared_data: Path):
+    from jenkins_assistant.scraper.shared_sources import iter_shared_source
+
+    syntax = next(d for d in iter_shared_source(shared_data, "jenkins-docs")
+                  if d.url.rstrip("/").endswith("/pipeline/syntax"))
+    code = [s.text for s in sections_of(syntax) if "```groovy" in s.text]
+    assert code and any("\n    agent any\n" in text for text in code)
+
+
 def test_replies_that_are_not_a_question_and_answer_are_refused():
     assert parse_pair("Question: How do I keep build files?\nAnswer: Use the archiveArtifacts step in post.") == (
         "How do I keep build files?", "Use the archiveArtifacts step in post.")

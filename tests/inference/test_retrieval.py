@@ -50,6 +50,26 @@ def test_chunks_follow_headings_overlap_and_keep_code_blocks(settings):
     assert len(stage_chunks) >= 2
     assert any(a[-40:].strip() in b for a, b in itertools.pairwise(stage_chunks))  # consecutive chunks overlap
     assert all(c.url == PIPELINE_DOC.url and c.license == "CC-BY-SA-4.0" for c in chunks)
+    assert "{\n  agent any\n  stages" in code[0].text  # the code's indentation survives the heading split
+
+
+def test_chunks_keep_the_indentation_of_code_and_lists(settings):
+    """YAML without its indentation is other YAML (or none): the passages and sources must show it as written."""
+    doc = CorpusDocument(
+        id="plugin:kubernetes-demo", url="https://plugins.jenkins.io/kubernetes/", title="Kubernetes",
+        source="plugin_docs", license="Apache-2.0",
+        text=("# Kubernetes\n\n## Pod template\n\nLimits go under the container:\n\n"
+              "```yaml\nspec:\n  containers:\n  - name: maven\n    resources:\n      limits:\n\n        cpu: 1\n"
+              "\tmemory: 1Gi\n```\n\n- a list\n  - nested item\n\n  ## Indented heading\n\nAfter.\n"),
+    )
+    chunks = Chunker(settings.chunk_chars, settings.chunk_overlap_chars).split(doc)
+    pod = next(c for c in chunks if "```yaml" in c.text)
+    assert ("spec:\n  containers:\n  - name: maven\n    resources:\n      limits:\n\n        cpu: 1\n\tmemory: 1Gi"
+            in pod.text)
+    assert "- a list\n  - nested item" in pod.text
+    # Up to three spaces before a heading still make it a heading; no mask character is left anywhere.
+    assert [c.section for c in chunks][-1] == "Kubernetes > Indented heading"
+    assert not any(mask in c.text for c in chunks for mask in "\u2420\u2409\u2060")
 
 
 def _corpus(extra_text: str = "") -> list[CorpusDocument]:

@@ -16,9 +16,35 @@ from jenkins_assistant.common.records import CorpusDocument
 
 _HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 # Recorded in the index manifest: a change of splitting logic must re-chunk everything on the next build.
-SPLITTER = "v2: MarkdownHeaderTextSplitter(#,##,###) + RecursiveCharacterTextSplitter(paragraph, line, word; code kept)"
+SPLITTER = ("v3: MarkdownHeaderTextSplitter(#,##,###) + RecursiveCharacterTextSplitter(paragraph, line, word; "
+            "code kept; indentation kept)")
 # Stands in for an empty line inside a fenced code block while splitting (a word joiner: never in the corpus).
 _BLANK_IN_CODE = "\u2060"
+# Stand in for a line's leading spaces and tabs while splitting: MarkdownHeaderTextSplitter strips every line, code
+# included, which turned the corpus's YAML into invalid YAML and its Jenkinsfiles into unindented ones, in the
+# passages the model copies from and in the sources the user reads. Printable symbols (the splitter drops
+# unprintable characters) that the corpus never contains.
+_INDENT = {" ": "\u2420", "\t": "\u2409"}
+_UNINDENT = str.maketrans({mask: raw for raw, mask in _INDENT.items()})
+
+
+def mask_indentation(markdown: str) -> str:
+    """Leading whitespace of each line made non-blank, except before a code fence (both splitters find fences by their
+    stripped line) and before a heading outside code (`## Title` indented by up to three spaces is still one)."""
+    lines, in_fence = [], False
+    for line in markdown.split("\n"):
+        body = line.lstrip(" \t")
+        if body.startswith(("```", "~~~")):
+            in_fence = not in_fence
+        elif body and body != line and (in_fence or not body.startswith("#")):
+            indent = line[: len(line) - len(body)]
+            line = "".join(_INDENT.get(char, char) for char in indent) + body
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def unmask_indentation(text: str) -> str:
+    return text.translate(_UNINDENT)
 
 
 def _protect_code(markdown: str) -> str:
@@ -69,15 +95,16 @@ class Chunker:
 
     def split(self, doc: CorpusDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for section in self._by_heading.split_text(doc.text):
+        for section in self._by_heading.split_text(mask_indentation(doc.text)):
             path = " > ".join(section.metadata[key] for _, key in _HEADINGS if key in section.metadata)
             for masked in self._by_size.split_text(_protect_code(section.page_content)):
-                piece = masked.replace(_BLANK_IN_CODE, "")
+                # Stripped while the indentation is masked: the first line keeps its own.
+                piece = unmask_indentation(masked.replace(_BLANK_IN_CODE, "").strip())
                 if not piece.strip():
                     continue
                 digest = hashlib.sha256(f"{doc.id}\0{len(chunks)}\0{piece}".encode()).hexdigest()[:16]
                 chunks.append(Chunk(
                     id=digest, doc_id=doc.id, url=doc.url, title=doc.title, section=path,
-                    text=piece.strip(), license=doc.license, source=doc.source,
+                    text=piece, license=doc.license, source=doc.source,
                 ))
         return chunks
