@@ -25,7 +25,8 @@ _BLANK_IN_CODE = "\u2060"
 # passages the model copies from and in the sources the user reads. Printable symbols (the splitter drops
 # unprintable characters) that the corpus never contains.
 _INDENT = {" ": "\u2420", "\t": "\u2409"}
-_UNINDENT = str.maketrans({mask: raw for raw, mask in _INDENT.items()})
+_MASK = str.maketrans(_INDENT)
+_UNMASK = str.maketrans({mask: raw for raw, mask in _INDENT.items()})
 
 
 def mask_indentation(markdown: str) -> str:
@@ -37,14 +38,13 @@ def mask_indentation(markdown: str) -> str:
         if body.startswith(("```", "~~~")):
             in_fence = not in_fence
         elif body and body != line and (in_fence or not body.startswith("#")):
-            indent = line[: len(line) - len(body)]
-            line = "".join(_INDENT.get(char, char) for char in indent) + body
+            line = line[: len(line) - len(body)].translate(_MASK) + body
         lines.append(line)
     return "\n".join(lines)
 
 
 def unmask_indentation(text: str) -> str:
-    return text.translate(_UNINDENT)
+    return text.translate(_UNMASK)
 
 
 def _protect_code(markdown: str) -> str:
