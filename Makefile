@@ -24,8 +24,13 @@ export CMAKE_BUILD_PARALLEL_LEVEL := 2
 LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 LLAMA_WHEELS := $(HOME)/.cache/jenkins-assistant/wheels/llama-cpp-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
-# llama.cpp's own server from the same sources and flags (deploy/local/build_llama_server.sh), cached beside the wheel.
-LLAMA_SERVER := $(HOME)/.cache/jenkins-assistant/llama-server-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)/llama-server
+# llama.cpp's own server from the same sources (deploy/local/build_llama_server.sh), cached beside the wheel. It is
+# built for the machine that runs it: the same flags plus the AVX-512/VNNI extensions this CPU has, never AMX
+# (deploy/local/x86_cmake_flags.sh; Qwen's prompts evaluate ~1.4x faster with AVX-512 VNNI). LLAMA_SERVER_CPU_FLAGS=
+# (empty) builds the portable one.
+LLAMA_SERVER_CPU_FLAGS ?= $(shell deploy/local/x86_cmake_flags.sh)
+LLAMA_SERVER_CMAKE_ARGS := $(strip $(LLAMA_CMAKE_ARGS) $(LLAMA_SERVER_CPU_FLAGS))
+LLAMA_SERVER := $(HOME)/.cache/jenkins-assistant/llama-server-$(LLAMA_CPP_VERSION)-$(shell echo '$(LLAMA_SERVER_CMAKE_ARGS)' | sha256sum | cut -c1-12)/llama-server
 export INFERENCE_LLAMA_SERVER_BIN ?= $(LLAMA_SERVER)
 
 .PHONY: setup system-packages llama-server protos java-stubs java-client index lint test run ui eval eval-smoke bench train-grounded clean
@@ -68,7 +73,7 @@ $(VENV)/.installed: pyproject.toml setup.py protos/generate.py $(wildcard protos
 # llama-server: the local engine (INFERENCE_ENGINE=llama-server) and the concurrency benchmark's baseline.
 llama-server: $(LLAMA_SERVER)
 $(LLAMA_SERVER): $(VENV)/.installed | system-packages
-	deploy/local/build_llama_server.sh $(LLAMA_CPP_VERSION) "$(LLAMA_CMAKE_ARGS)"
+	deploy/local/build_llama_server.sh $(LLAMA_CPP_VERSION) "$(LLAMA_SERVER_CMAKE_ARGS)"
 
 protos: $(VENV)/.installed
 	$(BIN)/python protos/generate.py

