@@ -23,12 +23,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from langchain_text_splitters import MarkdownHeaderTextSplitter
-
 from jenkins_assistant.common.records import CorpusDocument
-from jenkins_assistant.inference.retrieval.chunking import mask_indentation, unmask_indentation
+from jenkins_assistant.inference.retrieval.chunking import heading_sections, unmask_indentation
 
-_HEADINGS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 MIN_SECTION_CHARS = 300
 MAX_SECTION_CHARS = 2400
 MIN_ANSWER_TERMS = 3
@@ -81,14 +78,12 @@ def sections_of(doc: CorpusDocument, min_chars: int = MIN_SECTION_CHARS,
     """The document's sections of at least min_chars (shorter ones rarely settle a question), each cut to
     max_chars at a paragraph."""
     sections = []
-    # Masked so that the splitter keeps the code's indentation (see chunking.mask_indentation).
-    for part in MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=True).split_text(mask_indentation(doc.text)):
-        text = unmask_indentation(part.page_content.strip())
+    for path, masked in heading_sections(doc.text, strip_headers=True):
+        text = unmask_indentation(masked.strip())
         if len(text) < min_chars:
             continue
         if len(text) > max_chars:
             text = text[:max_chars].rsplit("\n\n", 1)[0] if "\n\n" in text[:max_chars] else text[:max_chars]
-        path = " > ".join(part.metadata[key] for _, key in _HEADINGS if key in part.metadata)
         sections.append(Section(document_id=doc.id, url=doc.url, title=doc.title, license=doc.license,
                                 heading=path or doc.title, text=text))
     return sections

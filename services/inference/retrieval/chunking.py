@@ -47,6 +47,14 @@ def unmask_indentation(text: str) -> str:
     return text.translate(_UNMASK)
 
 
+def heading_sections(markdown: str, strip_headers: bool) -> list[tuple[str, str]]:
+    """The document split at #, ## and ### headings: (heading path "A > B", section text). The text's indentation
+    is still masked, so that a further split may strip lines without losing it; unmask_indentation restores it."""
+    splitter = MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=strip_headers)
+    return [(" > ".join(part.metadata[key] for _, key in _HEADINGS if key in part.metadata), part.page_content)
+            for part in splitter.split_text(mask_indentation(markdown))]
+
+
 def _protect_code(markdown: str) -> str:
     lines, in_fence = [], False
     for line in markdown.split("\n"):
@@ -84,7 +92,6 @@ class Chunker:
             raise ValueError("chunk overlap must be smaller than the chunk size")
         self.chunk_chars = chunk_chars
         self.overlap_chars = overlap_chars
-        self._by_heading = MarkdownHeaderTextSplitter(_HEADINGS, strip_headers=False)
         # Paragraphs first, then lines, then words. The markdown preset splits at closing code fences,
         # which strands a fence opener in a chunk of its own; blank lines inside fences are masked instead
         # (`_protect_code`), so a code block that fits stays whole.
@@ -95,12 +102,11 @@ class Chunker:
 
     def split(self, doc: CorpusDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for section in self._by_heading.split_text(mask_indentation(doc.text)):
-            path = " > ".join(section.metadata[key] for _, key in _HEADINGS if key in section.metadata)
-            for masked in self._by_size.split_text(_protect_code(section.page_content)):
+        for path, section in heading_sections(doc.text, strip_headers=False):
+            for masked in self._by_size.split_text(_protect_code(section)):
                 # Stripped while the indentation is masked: the first line keeps its own.
                 piece = unmask_indentation(masked.replace(_BLANK_IN_CODE, "").strip())
-                if not piece.strip():
+                if not piece:
                     continue
                 digest = hashlib.sha256(f"{doc.id}\0{len(chunks)}\0{piece}".encode()).hexdigest()[:16]
                 chunks.append(Chunk(
