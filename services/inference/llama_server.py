@@ -13,8 +13,8 @@ What stays here, so that answers are the same as the embedded engine's:
 - sampling settings, stop sequences, trimming, retrieval and memory are the core's, as for any engine.
 
 The server listens on a free loopback port and requires a random per-process API key, so another local user
-cannot use it. If it exits, the engine reports not ready (health NOT_SERVING, chats UNAVAILABLE) and the next
-probe starts it again.
+cannot use it. If it exits, or closes its port on its way out, the engine reports not ready (health NOT_SERVING,
+chats UNAVAILABLE) and the next probe kills what is left and starts it again.
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ def _free_loopback_port() -> int:
 
 
 def _die_with_parent() -> list[str]:
-    """A prefix that makes the server get SIGTERM when the thread that started it dies, so a killed inference service
-    (SIGKILL, OOM) leaves no server behind holding the model and the cores. util-linux's setpriv sets the flag and
-    execs the server (a preexec_fn doing it would run Python in a forked child of a threaded process)."""
+    """A prefix that makes the server get SIGKILL when the thread that started it dies, so a killed inference service
+    (SIGKILL, OOM) leaves no server behind holding the model and the cores. SIGKILL, not SIGTERM: the server keeps
+    nothing that a graceful exit would save, and with answers open it takes ~30 s to exit on SIGTERM (see
+    kill_if_port_closed). util-linux's setpriv sets the flag and execs the server (a preexec_fn doing it would run Python in
+    a forked child of a threaded process)."""
     setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "SIGTERM", "--"] if setpriv else []
+    return [setpriv, "--pdeathsig", "SIGKILL", "--"] if setpriv else []
 
 
 class LlamaServerProcess:
@@ -165,20 +167,53 @@ class LlamaServerProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def kill_if_port_closed(self) -> bool:
+        """Kill a server that runs but refuses connections on its port, and say whether it did: it is on its way out.
+        llama-server (llama.cpp of llama-cpp-python 0.3.36) that gets SIGTERM while it streams answers closes its
+        port at once, sends the open answers nothing more and exits only ~30 s later; meanwhile the engine would
+        report NOT_SERVING and wait. Only a refused connection counts (the port is closed), never a slow answer, and
+        a server that is starting or stopping (the lock is held) is not judged."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self.alive():
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+                    return False
+            except ConnectionRefusedError:
+                pass
+            except OSError:
+                return False  # a timeout or another error: busy, not provably gone
+            if not self.alive():
+                return False  # it exited between the two looks
+            log.error("llama-server (pid %s) runs but refuses connections on port %d: it is on its way out "
+                      "(SIGTERM?); killing it to start another", self.pid, self.port)
+            self.stop(grace_s=0)
+            return True
+        finally:
+            self._lock.release()
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 10) -> None:
+        """SIGTERM, then SIGKILL after grace_s (at once with 0): an idle server exits on SIGTERM in ~0.1 s, one with
+        answers open only after ~30 s (see kill_if_port_closed)."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if grace_s > 0:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=grace_s)
+                return
+            except subprocess.TimeoutExpired:
+                log.warning("llama-server (pid %d) did not exit %.0f s after SIGTERM; killing it", process.pid,
+                            grace_s)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 class LlamaServerEngine(OpenAIEngine):
@@ -217,7 +252,9 @@ class LlamaServerEngine(OpenAIEngine):
 
     def probe(self) -> bool:
         """Ready when the child runs and answers. A child that exited makes this False at once (health goes
-        NOT_SERVING, so callers go elsewhere) and is started again in the background (its crash is logged)."""
+        NOT_SERVING, so callers go elsewhere) and is started again in the background (its crash is logged); so does
+        one that runs but has closed its port (on its way out), which is killed first."""
+        self.server.kill_if_port_closed()
         if not self.server.alive():
             if self._restart is None or not self._restart.is_alive():
                 log.error("llama-server (model %s) is not running; starting it again", self.name)

@@ -141,6 +141,40 @@ def test_a_killed_server_gives_unavailable_not_ready_and_comes_back(engine):
     assert engine.slots[0].complete(short, greedy(8, short.stop)).text.strip()
 
 
+def test_a_server_stopping_with_answers_open_is_killed_and_replaced_at_once(engine):
+    # llama.cpp's server that gets SIGTERM (an operator's pkill, a runtime stopping it) while it streams answers closes
+    # its port at once, sends the open answers nothing more and exits only ~30 s later. The engine used to wait for
+    # that exit (health NOT_SERVING, every chat UNAVAILABLE meanwhile); it now kills the server and starts another.
+    prompt = engine.prepare(answer_messages(LONG_QUESTION, [], [], 0))
+    stopping = engine.server._process  # the Popen, to read how it ended
+    assert stopping is not None
+
+    async def sigterm_while_two_answers_stream() -> list[BaseException | None]:
+        streams = [engine.slots[slot].stream(prompt, greedy(1500, prompt.stop), Runner()) for slot in range(2)]
+        for stream in streams:
+            assert isinstance(await anext(stream), str)  # both answers are being generated
+        stopping.send_signal(signal.SIGTERM)
+        # The service's health loop probes like this while the answers' clients stay connected.
+        replaced = await asyncio.to_thread(wait_until, lambda: engine.probe() and engine.server.pid != stopping.pid)
+        assert replaced, "the engine did not replace the server that was stopping"
+        ends: list[BaseException | None] = []
+        for stream in streams:
+            try:
+                async for _ in stream:
+                    pass
+                ends.append(None)
+            except Unavailable as exc:
+                ends.append(exc)
+        return ends
+
+    ends = asyncio.run(sigterm_while_two_answers_stream())
+    assert all(isinstance(end, Unavailable) for end in ends), ends  # the cut answers end with an error
+    # Killed by the engine, not exited by itself (status 0 after its ~30 s wait).
+    assert stopping.poll() == -signal.SIGKILL
+    short = engine.prepare(answer_messages(QUESTION, [], [], 0))
+    assert engine.slots[0].complete(short, greedy(8, short.stop)).text.strip()
+
+
 def test_a_missing_binary_is_a_clear_error(tmp_path: Path):
     with pytest.raises(FailedPrecondition, match="INFERENCE_LLAMA_SERVER_BIN"):
         find_binary(str(tmp_path / "no-such-llama-server"))
