@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 from jenkins_assistant.evaluation.golden import GoldenItem
 
-CITATION = re.compile(r"\[(\d{1,3})\]")
+# A citation is [n] in prose: not an index in code (`props[0]`, `args[1]`), which an answer quoting a Jenkinsfile
+# contains and which used to count as citing passage 0.
+CITATION = re.compile(r"(?<![\w\])])\[(\d{1,3})\]")
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)
 # How answers (of this system and of the models we tried) say that the passages do not answer the question.
 ABSTENTION = re.compile(
     r"(?:does|do|did|is|are)(?:\s+not|n't)\s+(?:\w+\s+){0,3}?(?:cover|mention|describe|document|contain|include|"
@@ -46,7 +49,7 @@ def found_facts(item: GoldenItem, text: str) -> list[str]:
 
 
 def citations(answer: str) -> list[int]:
-    return [int(number) for number in CITATION.findall(answer)]
+    return [int(number) for number in CITATION.findall(_CODE.sub(" ", answer))]
 
 
 def abstains(answer: str) -> bool:

@@ -37,6 +37,16 @@ def test_a_citation_beyond_the_given_passages_is_invalid():
     assert score_answer(PARALLEL, "No citation at all.", ["one"], source_count=1).citation_valid
 
 
+def test_an_index_in_code_is_not_a_citation():
+    answer = ("Read it with `readJSON` [1]:\n```groovy\ndef props = readJSON text: '[ \"a\", \"b\"]'\n"
+              "assert props[0] == 'a'\nassert args [2] == 'b'\n```\nthen `items[5]`, or list[3] in prose.")
+    score = score_answer(PARALLEL, answer, ["one"], source_count=1)
+    assert score.cited and score.citation_valid  # only the [1] after readJSON cites a passage
+    assert not score_answer(PARALLEL, "See [0] and [2].", ["one"], source_count=1).citation_valid
+    # A code block the answer did not close (cut at max_tokens) is code to the end.
+    assert score_answer(PARALLEL, "It is [1].\n```\nx = a[7]", ["one"], source_count=1).citation_valid
+
+
 def test_out_of_corpus_items_are_judged_by_abstention_only():
     said_no = score_answer(MADE_UP, "The documentation provided does not cover that plugin.", [], 0)
     invented = score_answer(MADE_UP, "Install it from Manage Jenkins > Plugins and set quantum: true.", [], 0)
