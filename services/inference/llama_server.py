@@ -71,8 +71,8 @@ def _die_with_parent() -> list[str]:
     """A prefix that makes the server get SIGKILL when the thread that started it dies, so a killed inference service
     (SIGKILL, OOM) leaves no server behind holding the model and the cores. SIGKILL, not SIGTERM: the server keeps
     nothing that a graceful exit would save, and with answers open it takes ~30 s to exit on SIGTERM (see
-    kill_if_port_closed). util-linux's setpriv sets the flag and execs the server (a preexec_fn doing it would run Python in
-    a forked child of a threaded process)."""
+    kill_if_port_closed). util-linux's setpriv sets the flag and execs the server (a preexec_fn doing it would run
+    Python in a forked child of a threaded process)."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "SIGKILL", "--"] if setpriv else []
 
