@@ -167,30 +167,29 @@ class LlamaServerProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def kill_if_port_closed(self) -> bool:
-        """Kill a server that runs but refuses connections on its port, and say whether it did: it is on its way out.
+    def kill_if_port_closed(self) -> None:
+        """Kill a server that runs but refuses connections on its port: it is on its way out.
         llama-server (llama.cpp of llama-cpp-python 0.3.36) that gets SIGTERM while it streams answers closes its
         port at once, sends the open answers nothing more and exits only ~30 s later; meanwhile the engine would
         report NOT_SERVING and wait. Only a refused connection counts (the port is closed), never a slow answer, and
         a server that is starting or stopping (the lock is held) is not judged."""
         if not self._lock.acquire(blocking=False):
-            return False
+            return
         try:
             if not self.alive():
-                return False
+                return
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2):
-                    return False
+                    return
             except ConnectionRefusedError:
                 pass
             except OSError:
-                return False  # a timeout or another error: busy, not provably gone
+                return  # a timeout or another error: busy, not provably gone
             if not self.alive():
-                return False  # it exited between the two looks
+                return  # it exited between the two looks
             log.error("llama-server (pid %s) runs but refuses connections on port %d: it is on its way out "
                       "(SIGTERM?); killing it to start another", self.pid, self.port)
             self.stop(grace_s=0)
-            return True
         finally:
             self._lock.release()
 
@@ -253,15 +252,16 @@ class LlamaServerEngine(OpenAIEngine):
     def probe(self) -> bool:
         """Ready when the child runs and answers. A child that exited makes this False at once (health goes
         NOT_SERVING, so callers go elsewhere) and is started again in the background (its crash is logged); so does
-        one that runs but has closed its port (on its way out), which is killed first."""
+        one that runs but has closed its port (on its way out), which is killed first. The port is looked at only
+        after a failed probe: a serving child costs one GET /models, as before."""
+        if self.server.alive() and super().probe():
+            return True
         self.server.kill_if_port_closed()
-        if not self.server.alive():
-            if self._restart is None or not self._restart.is_alive():
-                log.error("llama-server (model %s) is not running; starting it again", self.name)
-                self._restart = threading.Thread(target=self._start_again, name="llama-server-restart", daemon=True)
-                self._restart.start()
-            return False
-        return super().probe()
+        if not self.server.alive() and (self._restart is None or not self._restart.is_alive()):
+            log.error("llama-server (model %s) is not running; starting it again", self.name)
+            self._restart = threading.Thread(target=self._start_again, name="llama-server-restart", daemon=True)
+            self._restart.start()
+        return False
 
     def _start_again(self) -> None:
         try:
