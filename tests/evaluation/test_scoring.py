@@ -59,6 +59,8 @@ def test_out_of_corpus_items_are_judged_by_abstention_only():
     "I couldn't find this in the documentation.",
     "This option is not documented in the provided passages.",
     "There is no information about that plugin in the documentation.",
+    "The documentation does not cover `--drain-timeout`. The passage states that builds keep running.",
+    "The provided passages don't describe a gpuQuota parameter.",
 ])
 def test_abstentions_are_recognised(answer):
     assert abstains(answer)
@@ -68,6 +70,11 @@ def test_abstentions_are_recognised(answer):
     "Use `parallel` inside a stage; the stages do not share a workspace.",
     "Set `failFast true` so that one failure stops the rest.",
     "Jenkins does not restart by itself: run safeRestart.",
+    # Negations about Jenkins or a plugin, from real answers to answerable golden questions:
+    "The Selenium HTML report plugin does not include CSS or JavaScript files in its reports.",
+    "The curl command provided by Jenkins does not include a valid crumb.",
+    "Jenkins is unable to find a suitable binding handler for the type of credential.",
+    "The Kubernetes plugin does not support running Maven containers directly; use the container step.",
 ])
 def test_answers_are_not_mistaken_for_abstentions(answer):
     assert not abstains(answer)
