@@ -90,6 +90,8 @@ class LlamaServerProcess:
         self.port = _free_loopback_port()
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
+        # Set by close(): no start after it, and a start under way gives up (see close).
+        self._closed = False
 
     @property
     def base_url(self) -> str:
@@ -118,11 +120,16 @@ class LlamaServerProcess:
         import httpx
 
         with self._lock:
+            if self._closed:
+                raise FailedPrecondition("llama-server is closed: the engine is shutting down")
             self.stop()
             log.info("starting %s on 127.0.0.1:%d for %s", self.binary, self.port, self.model_path)
             self._process = self._spawn()
             deadline = time.monotonic() + self.settings.llama_server_start_timeout_s
             while time.monotonic() < deadline:
+                if self._closed:
+                    self.stop(grace_s=0)
+                    raise FailedPrecondition("llama-server start abandoned: the engine is shutting down")
                 if (code := self._process.poll()) is not None:
                     raise FailedPrecondition(f"llama-server exited with status {code} while starting "
                                              f"(model {self.model_path}); its log is above")
@@ -194,6 +201,18 @@ class LlamaServerProcess:
             self._lock.release()
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self, grace_s: float = 10) -> None:
+        """Stop for good. A start under way (a restart after a crash, in the engine's background thread) sees the
+        flag within one health poll, kills what it spawned and fails; waiting for the lock then means no server
+        outlives close(), where a plain stop() could run before that start spawned its server."""
+        self._closed = True
+        with self._lock:
+            self.stop(grace_s)
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -256,6 +275,8 @@ class LlamaServerEngine(OpenAIEngine):
         after a failed probe: a serving child costs one GET /models, as before."""
         if self.server.alive() and super().probe():
             return True
+        if self.server.closed:
+            return False  # shutting down: a health check must not start another server
         self.server.kill_if_port_closed()
         if not self.server.alive() and (self._restart is None or not self._restart.is_alive()):
             log.error("llama-server (model %s) is not running; starting it again", self.name)
@@ -267,9 +288,10 @@ class LlamaServerEngine(OpenAIEngine):
         try:
             self.server.start()
         except FailedPrecondition as exc:
-            log.error("llama-server could not be restarted (the next probe tries again): %s", exc)
+            if not self.server.closed:
+                log.error("llama-server could not be restarted (the next probe tries again): %s", exc)
 
     def close(self) -> None:
         super().close()
-        self.server.stop()
+        self.server.close()
         self.vocab.close()

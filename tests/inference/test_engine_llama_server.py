@@ -175,6 +175,28 @@ def test_a_server_stopping_with_answers_open_is_killed_and_replaced_at_once(engi
     assert engine.slots[0].complete(short, greedy(8, short.stop)).text.strip()
 
 
+def restarting() -> bool:
+    return any(thread.name == "llama-server-restart" and thread.is_alive() for thread in threading.enumerate())
+
+
+def test_no_server_outlives_close_even_when_a_probe_comes_after_it():
+    """The service's health loop probes every 5 s and restarts a dead server in the background; at shutdown it can
+    run after (or during) the engine's close. Neither may leave a llama-server behind the closed engine."""
+    closing = LlamaServerEngine(settings(), resolve_model(settings()))
+    port = closing.server.port
+    os.killpg(closing.server.pid, signal.SIGKILL)  # a crash, then the health loop's probe starts a restart
+    assert wait_until(lambda: not closing.server.alive(), 30)
+    assert closing.probe() is False and restarting()
+    closing.close()  # while that restart runs
+    assert wait_until(lambda: not restarting(), 120)
+    assert not closing.server.alive()
+    assert closing.probe() is False  # a probe after close
+    assert wait_until(lambda: not restarting(), 120)
+    assert not closing.server.alive()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+
+
 def test_a_missing_binary_is_a_clear_error(tmp_path: Path):
     with pytest.raises(FailedPrecondition, match="INFERENCE_LLAMA_SERVER_BIN"):
         find_binary(str(tmp_path / "no-such-llama-server"))
