@@ -90,8 +90,8 @@ class LlamaServerProcess:
         self.port = _free_loopback_port()
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
-        # Set by close(): no start after it, and a start under way gives up (see close).
-        self._closed = False
+        # Set by close(): no start after it, and a start under way gives up at once (see close).
+        self._closed = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -120,14 +120,14 @@ class LlamaServerProcess:
         import httpx
 
         with self._lock:
-            if self._closed:
+            if self._closed.is_set():
                 raise FailedPrecondition("llama-server is closed: the engine is shutting down")
             self.stop()
             log.info("starting %s on 127.0.0.1:%d for %s", self.binary, self.port, self.model_path)
             self._process = self._spawn()
             deadline = time.monotonic() + self.settings.llama_server_start_timeout_s
             while time.monotonic() < deadline:
-                if self._closed:
+                if self._closed.is_set():
                     self.stop(grace_s=0)
                     raise FailedPrecondition("llama-server start abandoned: the engine is shutting down")
                 if (code := self._process.poll()) is not None:
@@ -139,7 +139,7 @@ class LlamaServerProcess:
                         return
                 except httpx.HTTPError:
                     pass  # not listening yet
-                time.sleep(0.2)
+                self._closed.wait(0.2)  # a pause that close() cuts short
             self.stop()
             raise FailedPrecondition(f"llama-server did not report healthy within "
                                      f"{self.settings.llama_server_start_timeout_s:.0f} s")
@@ -202,13 +202,13 @@ class LlamaServerProcess:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed.is_set()
 
     def close(self, grace_s: float = 10) -> None:
         """Stop for good. A start under way (a restart after a crash, in the engine's background thread) sees the
-        flag within one health poll, kills what it spawned and fails; waiting for the lock then means no server
+        flag at once (its poll waits on it), kills what it spawned and fails; waiting for the lock then means no server
         outlives close(), where a plain stop() could run before that start spawned its server."""
-        self._closed = True
+        self._closed.set()
         with self._lock:
             self.stop(grace_s)
 
