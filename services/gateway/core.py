@@ -62,7 +62,7 @@ async def _answer_events(call, method: str, metadata: Callable[[Any], dict[str, 
                 yield ChatEvent("metadata", metadata(response.metadata))
             elif kind == "delta":
                 answer.append(response.delta.text)
-                yield ChatEvent("delta", {"text": response.delta.text})
+                yield ChatEvent("delta", {"text": response.delta.text, "quoted": response.delta.quoted})
             elif kind == "sources":
                 yield ChatEvent("sources", {"sources": [_to_dict(s) for s in response.sources.sources]})
             elif kind == "finished":

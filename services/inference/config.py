@@ -186,6 +186,11 @@ class InferenceSettings(RetrievalSettings):
     retrieval_k: int = Field(4, ge=1, le=50, description="Passages put in the prompt by default.")
     max_retrieval_k: int = Field(20, ge=1, le=200, description="Largest retrieval_k a request may ask for.")
     snippet_chars: int = Field(300, ge=40, le=4000, description="Source snippet length shown to users.")
+    quotes: int = Field(
+        2, ge=0, le=8,
+        description="Excerpts of the passages, quoted verbatim after the generated answer (the closest to the "
+        "question that the answer does not already say; quoting.py); 0 = the generated text only.")
+    quote_chars: int = Field(300, ge=40, le=4000, description="Longest excerpt quoted (a code block up to 1.5x).")
     require_index: bool = Field(True, description="Refuse to start without a retrieval index (else plain chat).")
     update_center_path: str = Field(
         "", description="The update center document (update-center.json: plugin versions, security warnings, "

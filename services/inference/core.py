@@ -53,6 +53,7 @@ from jenkins_assistant.inference.jenkins_context import (
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
 from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
+from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
 from jenkins_assistant.inference.slots import SlotPool
 from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer
@@ -85,6 +86,7 @@ class ChatOptions:
     retrieval_k: int = 0
     disable_retrieval: bool = False
     seed: int = 0
+    disable_quotes: bool = False
 
 
 @dataclass
@@ -110,6 +112,7 @@ class AnswerMetadata:
 @dataclass
 class TextDelta:
     text: str
+    quoted: bool = False  # verbatim excerpts of the sources, after the generated text (quoting.py)
 
 
 @dataclass
@@ -306,7 +309,9 @@ class InferenceCore:
             return [], False
         try:
             history = await self.memory.get_history(query.session_id, query.owner, self.settings.history_turns)
-            return history, True
+            # The model reads its past answers without their quotes: shown them, it would write quote blocks of
+            # its own, text it invented under a heading that says it is the documentation's.
+            return [dataclasses.replace(e, answer=without_quotes(e.answer)) for e in history], True
         except MemoryUnavailable as exc:
             log.warning("memory service %s unavailable: %s", self.memory.target, exc)
             warnings.append("memory service unavailable: answered without history")
@@ -529,6 +534,10 @@ class InferenceCore:
                 async for delta in deltas:
                     yield delta
             assert out.result is not None
+            if out.result.finish_reason != "cancelled" and (
+                    quoted := await self._quotes(standalone, passages[:used_passages], out.text, options)):
+                yield TextDelta(quoted, quoted=True)
+                out.text += quoted  # what the user read: memory and the answer record keep the excerpts too
             usage = self.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
             self.remember_answer(answer_id, query, answer=out.text, standalone=standalone, sources=sources,
                                  finish_reason=out.result.finish_reason, usage=usage, asked_at=asked_at)
@@ -548,6 +557,20 @@ class InferenceCore:
             raise
         finally:
             turn.close()
+
+    async def _quotes(self, question: str, passages: list[Passage], answer: str, options: ChatOptions) -> str:
+        """The markdown of the excerpts quoted after the answer; empty when quotes are off or nothing is left
+        to quote. Chosen after generation, so they cost no time to the first token and can skip what the
+        answer already says."""
+        count = 0 if options.disable_quotes or self.index is None else self.settings.quotes
+        if not count or not passages:
+            return ""
+        started = time.perf_counter()
+        ranked = await asyncio.to_thread(rank_excerpts, question, passages, self.index.embed,
+                                         self.settings.quote_chars)
+        markdown = quotes_markdown(choose_quotes(ranked, passages, count, answer))
+        metrics.QUOTE_LATENCY.observe(time.perf_counter() - started)
+        return markdown
 
     async def ask(self, query: ChatQuery) -> tuple[AnswerMetadata, str, list[SourceRef], Finished]:
         """The whole answer of `chat`, collected."""

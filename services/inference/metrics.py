@@ -19,6 +19,11 @@ RETRIEVAL_LATENCY = Histogram(
     "Embedding the question and searching the index.",
     buckets=(0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1),
 )
+QUOTE_LATENCY = Histogram(
+    "jenkins_assistant_inference_quote_seconds",
+    "Choosing the excerpts quoted after an answer (embedding the passages' excerpts), after generation.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4),
+)
 QUEUE_DEPTH = Gauge("jenkins_assistant_inference_queue_depth", "Chats waiting for a generation slot.")
 ACTIVE_SLOTS = Gauge("jenkins_assistant_inference_active_slots", "Generation slots in use.")
 COMPLETION_TOKENS = Counter("jenkins_assistant_inference_completion_tokens_total", "Tokens generated.")

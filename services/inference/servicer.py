@@ -43,6 +43,7 @@ def options_from_pb(o: common_pb2.GenerationOptions) -> ChatOptions:
         retrieval_k=o.retrieval_k,
         disable_retrieval=o.disable_retrieval,
         seed=o.seed,
+        disable_quotes=o.disable_quotes,
     )
 
 
@@ -106,7 +107,7 @@ def event_fields(event, metadata_to_pb: Callable[[Any], Any]) -> dict[str, Any]:
     """The oneof field of a streamed answer's response (Chat and ExplainBuildLog share the event kinds; only
     their metadata differs)."""
     if isinstance(event, TextDelta):
-        return {"delta": common_pb2.TextDelta(text=event.text)}
+        return {"delta": common_pb2.TextDelta(text=event.text, quoted=event.quoted)}
     if isinstance(event, SourceList):
         return {"sources": common_pb2.SourceList(sources=[s.to_pb() for s in event.sources])}
     if isinstance(event, Finished):

@@ -144,3 +144,34 @@ def test_the_answer_finishes_before_its_exchange_is_stored_and_close_completes_t
         history = memory_pb2_grpc.MemoryServiceStub(channel).GetHistory(
             memory_pb2.GetHistoryRequest(session_id="finish-first", owner="ann", k=5))
     assert [(turn.user_text, turn.assistant_text) for turn in history.turns] == [(query.question, answer)]
+
+
+def test_past_answers_reach_the_prompt_without_their_quotes(core, memory_service):
+    """Memory keeps the answer as the user read it, quotes included; the model is shown only its own words, so it
+    never learns to write quote blocks of its own."""
+    import grpc
+
+    from jenkins_assistant.inference.memory_client import MemoryClient
+    from jenkins_assistant.inference.quoting import Quote, quotes_markdown
+    from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
+
+    generated = "Run `systemctl restart jenkins` [1]."
+    shown = generated + quotes_markdown([Quote(1, "Managing systemd services", "Restarting services",
+                                               "```bash\n# systemctl restart jenkins\n```")])
+    with grpc.insecure_channel(memory_service.target) as channel:
+        memory_pb2_grpc.MemoryServiceStub(channel).AppendTurn(memory_pb2.AppendTurnRequest(
+            session_id="quoted", owner="ann", turn=memory_pb2.Turn(user_text="How do I restart Jenkins?",
+                                                                   assistant_text=shown)))
+    settings = core.settings.model_copy(update={"memory_target": memory_service.target})
+
+    async def run() -> list[Exchange]:
+        reading = InferenceCore(settings, core.model, index=None,
+                                memory=MemoryClient(memory_service.target, None, settings.memory_timeout_s))
+        try:
+            history, available = await reading._history(ChatQuery("And stop it?", "quoted", "ann"), [])
+            assert available
+            return history
+        finally:
+            await reading.close()
+
+    assert asyncio.run(run()) == [Exchange("How do I restart Jenkins?", generated)]

@@ -49,6 +49,30 @@ def test_chat_streams_metadata_sources_text_then_finished(channel, auth):
     assert metadata.answer_id and metadata.model and metadata.history_turns_used == 0
 
 
+def test_an_answer_closes_with_excerpts_of_its_sources_quoted_as_written(channel, auth):
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    question = "How do I define stages in a declarative Jenkinsfile?"
+    events = list(stub.Chat(chat_request(question), metadata=auth))
+    deltas = [e.delta for e in events if e.WhichOneof("event") == "delta"]
+    # One quoted delta, after the generated text.
+    assert deltas[-1].quoted and not any(d.quoted for d in deltas[:-1])
+    sources = events[1].sources.sources
+    blocks = deltas[-1].text.split("\n\n> [")[1:]
+    assert 1 <= len(blocks) <= 2
+    for block in blocks:
+        number, rest = block.split("] ", 1)
+        source = sources[int(number) - 1]
+        heading, body = rest.split("\n>\n", 1)
+        assert heading == f"*{source.section or source.title}*"
+        lines = [line.removeprefix("> ").removeprefix(">") for line in body.split("\n")]
+        # Verbatim: every line is the passage's own (a heading inside an excerpt is shown bold).
+        assert all(line in source.passage for line in lines if not line.startswith("**")), (lines, source.passage)
+
+    plain = list(stub.Chat(chat_request(question, disable_quotes=True), metadata=auth))
+    assert not any(e.delta.quoted for e in plain if e.WhichOneof("event") == "delta")
+    assert "From the documentation" not in "".join(e.delta.text for e in plain if e.WhichOneof("event") == "delta")
+
+
 def test_ask_returns_the_whole_answer_and_feedback_attaches_to_it(channel, auth):
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
     reply = stub.Ask(inference_pb2.AskRequest(question="How can I install Jenkins with Docker?", owner="tester",

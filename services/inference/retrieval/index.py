@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from jenkins_assistant.common.errors import FailedPrecondition
 from jenkins_assistant.common.grounded_prompt import Passage
 from jenkins_assistant.inference.retrieval.chunking import Chunk
@@ -125,6 +127,10 @@ class RetrievalIndex:
     @property
     def hybrid(self) -> bool:
         return self._bm25 is not None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised vectors of texts, from the embedder the index was built with."""
+        return self._embedder.embed(texts)
 
     def _dense(self, query: str, depth: int) -> list[tuple[int, float]]:
         vector = self._embedder.embed([query])

@@ -1,0 +1,112 @@
+"""The excerpts quoted after an answer: units, excerpts, their ranking (with the real packaged embedder) and their
+markdown. Small passages written for the test; no index, no chat model."""
+
+from __future__ import annotations
+
+import pytest
+
+from jenkins_assistant.common.grounded_prompt import Passage
+from jenkins_assistant.inference.config import RetrievalSettings
+from jenkins_assistant.inference.quoting import (
+    choose_quotes,
+    excerpts,
+    quotes_markdown,
+    rank_excerpts,
+    text_units,
+    without_quotes,
+)
+from jenkins_assistant.inference.retrieval.embeddings import load_embedder
+
+RESTART = Passage(
+    "Managing systemd services", "https://www.jenkins.io/doc/book/system-administration/systemd-services/",
+    "#### Restarting services\n"
+    "The Jenkins `systemd` service can be restarted with:\n"
+    "```bash\n# systemctl restart jenkins\n```\n"
+    "A restart stops every running build. Builds of Pipeline jobs resume after it.",
+    "Managing systemd services > Restarting services",
+)
+STOP = Passage(
+    "Managing systemd services", "https://www.jenkins.io/doc/book/system-administration/systemd-services/",
+    "#### Stopping services\n"
+    "Stop the controller before you back up its home directory. The Jenkins `systemd` service can be stopped "
+    "with:\n"
+    "```bash\n# systemctl stop jenkins\n```\n"
+    "- **Note**: a stopped service starts again at the next boot unless it is disabled.",
+    "Managing systemd services > Stopping services",
+)
+AGENTS = Passage(
+    "Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/",
+    "The `agent` section specifies where the entire Pipeline, or a specific stage, will execute in the Jenkins "
+    "environment. It must be defined at the top-level inside the `pipeline` block.",
+    "Pipeline syntax > Declarative Pipeline > agent",
+)
+
+
+@pytest.fixture(scope="module")
+def embed():
+    return load_embedder(RetrievalSettings(embedding_threads=1)).embed
+
+
+def test_units_are_sentences_lines_and_whole_code_blocks_never_headings():
+    text = STOP.text
+    units = [text[start:end] for start, end in text_units(text)]
+    assert units == [
+        "Stop the controller before you back up its home directory.",
+        "The Jenkins `systemd` service can be stopped with:",
+        "```bash\n# systemctl stop jenkins\n```",
+        "- **Note**: a stopped service starts again at the next boot unless it is disabled.",
+    ]
+
+
+def test_excerpts_are_verbatim_runs_of_units_within_the_limit():
+    found = excerpts(2, STOP.text, max_chars=120)
+    assert found and all(e.citation == 2 and e.text == STOP.text[e.start:e.end] for e in found)
+    assert all(len(e.text) <= 120 for e in found)
+    # Consecutive units join into one excerpt while they fit: the sentence that introduces the command and the
+    # command itself.
+    assert any(e.text.startswith("The Jenkins `systemd` service can be stopped with:") and
+               e.text.endswith("systemctl stop jenkins\n```") for e in found)
+    # A code block longer than 1.5 x the limit is never quoted (a cut block would not run).
+    long_code = "Run it:\n```groovy\n" + "echo 'step'\n" * 40 + "```"
+    assert all("```" not in e.text for e in excerpts(1, long_code, max_chars=100))
+
+
+def test_the_excerpt_that_answers_the_question_ranks_first(embed):
+    passages = [RESTART, AGENTS, STOP]
+    ranked = rank_excerpts("How can the Jenkins systemd service be stopped?", passages, embed, max_chars=200)
+    assert ranked[0].citation == 3 and "systemctl stop jenkins" in ranked[0].text
+    ranked = rank_excerpts("Where does a declarative pipeline run? the agent section?", passages, embed, 200)
+    assert ranked[0].citation == 2
+
+
+def test_quotes_skip_what_the_answer_says_and_never_overlap(embed):
+    passages = [RESTART, AGENTS, STOP]
+    question = "How can the Jenkins systemd service be stopped?"
+    ranked = rank_excerpts(question, passages, embed, max_chars=200)
+    quotes = choose_quotes(ranked, passages, count=2)
+    assert "systemctl stop jenkins" in quotes[0].text
+    assert quotes[0].title == STOP.title and quotes[0].section == STOP.section and quotes[0].citation == 3
+    for a in quotes:
+        for b in quotes:
+            if a is not b and a.citation == b.citation:
+                passage = passages[a.citation - 1].text
+                assert a.text not in b.text and b.text not in a.text and a.text in passage and b.text in passage
+    # An answer that already says what the stopping excerpts say gets the next ones instead.
+    answer = ("Stop the controller before you back up its home directory. The Jenkins systemd service can be stopped "
+              "with: systemctl stop jenkins. Note: a stopped service starts again at the next boot unless disabled.")
+    later = choose_quotes(ranked, passages, count=2, answer=answer)
+    assert len(later) == 2 and later[0].citation == 1 and "systemctl restart jenkins" in later[0].text
+    assert all("systemctl stop jenkins" not in q.text for q in later)
+
+
+def test_markdown_quotes_each_excerpt_under_its_citation_and_keeps_code_as_written():
+    quotes = choose_quotes(excerpts(1, RESTART.text, max_chars=400), [RESTART], count=1)
+    markdown = quotes_markdown(quotes)
+    assert markdown.startswith("\n\n**From the documentation** (quoted as written):\n\n> [1] *Managing systemd "
+                               "services > Restarting services*\n>\n")
+    body = [line.removeprefix("> ").removeprefix(">") for line in markdown.split("\n")[6:]]
+    assert "\n".join(body) == RESTART.text.split("\n", 1)[1]  # `# systemctl` inside the code is not a heading
+    assert quotes_markdown([]) == ""
+    # Past answers go back into prompts without their quotes.
+    assert without_quotes("Run `systemctl restart jenkins` [1]." + markdown) == "Run `systemctl restart jenkins` [1]."
+    assert without_quotes("No quotes here.") == "No quotes here."
