@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 # The figures printed as `name=value` lines, in this order.
-FIGURES = ("keyfact_recall", "retrieval_reach", "sourced", "citation_valid", "cited", "abstention",
+FIGURES = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "cited", "abstention",
            "false_abstention", "ttft_p50_s", "tokens_per_s", "prompt_tokens", "errors", "items")
 
 
@@ -24,6 +24,7 @@ def aggregate(results: list[dict]) -> dict:
     ttfts = [r["ttft_s"] for r in ok if r["ttft_s"] > 0]
     return {
         "keyfact_recall": _mean([r["score"]["keyfact_recall"] for r in answerable]),
+        "keyfact_recall_generated": _mean([_score(r, "keyfact_recall_generated") for r in answerable]),
         "retrieval_reach": _mean([r["score"]["retrieval_reach"] for r in answerable]),
         "sourced": _mean([float(r["score"]["sourced"]) for r in answerable]),
         "citation_valid": _mean([float(r["score"]["citation_valid"]) for r in ok]),
@@ -50,7 +51,7 @@ def figure_lines(summary: dict, prefix: str = "") -> list[str]:
 
 
 def markdown_table(summary: dict, categories: dict[str, dict]) -> str:
-    columns = ("keyfact_recall", "retrieval_reach", "sourced", "citation_valid", "abstention", "ttft_p50_s",
+    columns = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "abstention", "ttft_p50_s",
                "prompt_tokens", "items")
     rows = [("**all**", summary), *categories.items()]
     lines = ["| category | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -71,6 +72,12 @@ def write_report(path: Path, meta: dict, results: list[dict]) -> dict:
     return report
 
 
+def _score(result: dict, name: str) -> float:
+    if name == "keyfact_recall_generated":  # absent from reports written before answers quoted their sources
+        return result["score"].get(name, result["score"]["keyfact_recall"])
+    return result["score"][name]
+
+
 def compare(a: dict, b: dict) -> tuple[list[str], str]:
     """Paired deltas (b - a) over the items both runs answered: figure lines and a markdown table."""
     a_items = {r["id"]: r for r in a["items"] if not r["error"]}
@@ -78,8 +85,9 @@ def compare(a: dict, b: dict) -> tuple[list[str], str]:
     shared = [i for i in a_items if i in b_items]
     lines = [f"paired_items={len(shared)}"]
     table = ["| figure | A | B | B - A | items better | items worse |", "|---|---|---|---|---|---|"]
-    for name, answerable in (("keyfact_recall", True), ("retrieval_reach", True), ("abstained", False)):
-        pairs = [(a_items[i]["score"][name], b_items[i]["score"][name]) for i in shared
+    for name, answerable in (("keyfact_recall", True), ("keyfact_recall_generated", True), ("retrieval_reach", True),
+                             ("abstained", False)):
+        pairs = [(_score(a_items[i], name), _score(b_items[i], name)) for i in shared
                  if a_items[i]["answerable"] == answerable]
         if not pairs:
             continue

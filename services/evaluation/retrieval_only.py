@@ -29,7 +29,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
         answer = "\n\n".join(passage.text for passage in passages)
         results.append(ItemResult(
             id=item.id, category=item.category, split=item.split, answerable=item.answerable,
-            question=item.question, answer=answer,
+            question=item.question, answer=answer, quoted="",
             sources=[asdict(source) for source in sources],
             prompt_tokens=0, completion_tokens=0, ttft_s=elapsed_ms / 1000, tokens_per_s=0.0, finish_reason="",
             warnings=[], score=score_answer(item, answer, [p.text for p in passages], len(sources)),

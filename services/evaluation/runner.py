@@ -26,7 +26,8 @@ class ItemResult:
     split: str
     answerable: bool
     question: str
-    answer: str
+    answer: str  # the whole text, quoted excerpts included
+    quoted: str  # the excerpts of the sources quoted after the generated text
     sources: list[dict]  # SourceRef fields: the numbered passages the model was given
     prompt_tokens: int
     completion_tokens: int
@@ -65,6 +66,7 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
                                              disable_retrieval=config.mode == "bare"),
     )
     parts: list[str] = []
+    quoted: list[str] = []
     sources: list[dict] = []
     usage = None
     finish_reason = ""
@@ -76,7 +78,7 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
             if kind == "metadata":
                 warnings = list(event.metadata.warnings)
             elif kind == "delta":
-                parts.append(event.delta.text)
+                (quoted if event.delta.quoted else parts).append(event.delta.text)
             elif kind == "sources":
                 sources = [asdict(SourceRef.from_pb(s)) for s in event.sources.sources]
             elif kind == "finished":
@@ -84,15 +86,16 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
                 finish_reason = common_pb2.FinishReason.Name(event.finished.finish_reason)
     except grpc.RpcError as exc:  # recorded, not raised: one failed item must not lose the run
         error = f"{exc.code().name}: {exc.details()}"
-    answer = "".join(parts)
+    generated = "".join(parts)
+    answer = generated + "".join(quoted)  # the quotes come after the generated text
     passages = [source["passage"] for source in sources]
     return ItemResult(
         id=item.id, category=item.category, split=item.split, answerable=item.answerable, question=item.question,
-        answer=answer, sources=sources,
+        answer=answer, quoted="".join(quoted), sources=sources,
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
         ttft_s=usage.time_to_first_token_ms / 1000 if usage else 0.0,
         tokens_per_s=usage.tokens_per_s if usage else 0.0, finish_reason=finish_reason, warnings=warnings,
-        score=score_answer(item, answer, passages, len(sources)), error=error,
+        score=score_answer(item, answer, passages, len(sources), generated), error=error,
     )
 
 

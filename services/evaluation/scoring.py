@@ -1,12 +1,14 @@
 """Scores of one answer against its golden item. Pure functions: no model, no network.
 
-- keyfact_recall: share of the item's key facts found in the answer (answerable items).
+- keyfact_recall: share of the item's key facts found in the answer (answerable items): the whole text the user
+  reads, the excerpts of the sources quoted after the generated text included.
+- keyfact_recall_generated: the same share in the model's generated text alone (the answer without its quotes).
 - retrieval_reach: share of the key facts present in the passages the model was given: the most any answer
   grounded on them could contain.
 - sourced: the answer came with at least one source.
 - citation_valid: every [n] in the answer names a passage that was given (1..number of passages).
-- abstained: the answer says the documentation does not cover the question (right for out-of-corpus items,
-  a loss on answerable ones).
+- abstained: the generated text says the documentation does not cover the question (right for out-of-corpus
+  items, a loss on answerable ones). Quoted documentation says nothing about the question, so it is not read.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ ABSTENTION = re.compile(
 @dataclass
 class AnswerScore:
     keyfact_recall: float | None  # None for out-of-corpus items
+    keyfact_recall_generated: float | None
     retrieval_reach: float | None
     sourced: bool
     citation_valid: bool
@@ -62,15 +65,20 @@ def abstains(answer: str) -> bool:
     return bool(ABSTENTION.search(answer))
 
 
-def score_answer(item: GoldenItem, answer: str, passages: list[str], source_count: int) -> AnswerScore:
+def score_answer(item: GoldenItem, answer: str, passages: list[str], source_count: int,
+                 generated: str | None = None) -> AnswerScore:
+    """`answer` is the whole text; `generated` the model's part of it (None: all of it)."""
+    generated = answer if generated is None else generated
     cited = citations(answer)
     found = found_facts(item, answer)
+    found_generated = found_facts(item, generated)
     in_passages = found_facts(item, "\n\n".join(passages))
     facts = len(item.key_facts) or 1
     # An out-of-corpus item's key facts are the ways of saying "not covered"; its answer is judged by abstention.
-    abstained = abstains(answer) or (not item.answerable and bool(found))
+    abstained = abstains(generated) or (not item.answerable and bool(found_generated))
     return AnswerScore(
         keyfact_recall=len(found) / facts if item.answerable else None,
+        keyfact_recall_generated=len(found_generated) / facts if item.answerable else None,
         retrieval_reach=len(in_passages) / facts if item.answerable else None,
         sourced=source_count > 0,
         citation_valid=all(1 <= number <= len(passages) for number in cited),

@@ -32,6 +32,17 @@ def test_keyfact_recall_and_reach_count_the_facts_found():
     assert score.sourced and score.cited and score.citation_valid and not score.abstained
 
 
+def test_facts_in_the_quoted_documentation_count_for_the_answer_but_not_for_the_generated_text():
+    quote = "\n\n**From the documentation** (quoted as written):\n\n> [1] *Pipeline syntax*\n>\n> failFast true"
+    generated = "Use a parallel { } block [1]."
+    score = score_answer(PARALLEL, generated + quote, ["parallel { } and failFast true"], 1, generated)
+    assert score.keyfact_recall == 1.0 and score.keyfact_recall_generated == 0.5
+    # Quoted documentation that negates something is not the answer saying that the docs do not cover the question.
+    negating = "\n\n> [1] *Credentials*\n>\n> This option is not documented for agents."
+    assert not score_answer(PARALLEL, generated + negating, ["x"], 1, generated).abstained
+    assert score_answer(PARALLEL, generated + negating, ["x"], 1).abstained  # all of it read as generated
+
+
 def test_a_citation_beyond_the_given_passages_is_invalid():
     assert not score_answer(PARALLEL, "See [3].", ["one", "two"], source_count=2).citation_valid
     assert score_answer(PARALLEL, "No citation at all.", ["one"], source_count=1).citation_valid
@@ -105,3 +116,6 @@ def test_aggregate_and_paired_comparison():
     lines, table = report.compare(before, after)
     assert "paired_items=2" in lines and "delta_keyfact_recall=+0.5000" in lines
     assert "ttft_p50_ratio=0.773" in lines and "| keyfact_recall |" in table
+    # Reports from before the quotes hold no generated-text score: all their text was generated.
+    assert summary["keyfact_recall_generated"] == summary["keyfact_recall"]
+    assert "delta_keyfact_recall_generated=+0.5000" in lines
