@@ -53,7 +53,7 @@ from jenkins_assistant.inference.jenkins_context import (
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
 from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
-from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
+from jenkins_assistant.inference.quoting import after, choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
 from jenkins_assistant.inference.slots import SlotPool
 from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer
@@ -568,7 +568,7 @@ class InferenceCore:
         started = time.perf_counter()
         ranked = await asyncio.to_thread(rank_excerpts, question, passages, self.index.embed,
                                          self.settings.quote_chars)
-        markdown = quotes_markdown(choose_quotes(ranked, passages, count, answer))
+        markdown = after(answer, quotes_markdown(choose_quotes(ranked, passages, count, answer)))
         metrics.QUOTE_LATENCY.observe(time.perf_counter() - started)
         return markdown
 

@@ -154,6 +154,14 @@ def _bold_headings(text: str) -> str:
     return "".join(parts)
 
 
+def after(answer: str, markdown: str) -> str:
+    """`markdown` to append to `answer`: an answer cut inside a code block (max_tokens) gets the block closed
+    first, or the quotes would render as part of its code."""
+    if markdown and answer.count("```") % 2:
+        return "\n```" + markdown
+    return markdown
+
+
 def without_quotes(answer: str) -> str:
     """The generated part of a stored answer: the text before its quotes."""
     return answer.split(QUOTES_HEADING, 1)[0]

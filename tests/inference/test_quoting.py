@@ -8,6 +8,8 @@ import pytest
 from jenkins_assistant.common.grounded_prompt import Passage
 from jenkins_assistant.inference.config import RetrievalSettings
 from jenkins_assistant.inference.quoting import (
+    Quote,
+    after,
     choose_quotes,
     excerpts,
     quotes_markdown,
@@ -110,3 +112,11 @@ def test_markdown_quotes_each_excerpt_under_its_citation_and_keeps_code_as_writt
     # Past answers go back into prompts without their quotes.
     assert without_quotes("Run `systemctl restart jenkins` [1]." + markdown) == "Run `systemctl restart jenkins` [1]."
     assert without_quotes("No quotes here.") == "No quotes here."
+
+
+def test_quotes_after_an_answer_cut_inside_a_code_block_close_the_block_first():
+    markdown = quotes_markdown([Quote(1, "Pipeline syntax", "", "Use `parallel` inside a stage.")])
+    cut = "Like this:\n```groovy\nstage('Test') {\n    parallel {"
+    assert (cut + after(cut, markdown)).count("```") % 2 == 0
+    assert after(cut, markdown) == "\n```" + markdown
+    assert after("Done.\n```sh\nls\n```", markdown) == markdown and after(cut, "") == ""
