@@ -7,6 +7,7 @@
   grounded on them could contain.
 - sourced: the answer came with at least one source.
 - citation_valid: every [n] in the answer names a passage that was given (1..number of passages).
+- cited: the generated text cites at least one passage.
 - abstained: the generated text says the documentation does not cover the question (right for out-of-corpus
   items, a loss on answerable ones). Quoted documentation says nothing about the question, so it is not read.
 """
@@ -82,7 +83,7 @@ def score_answer(item: GoldenItem, answer: str, passages: list[str], source_coun
         retrieval_reach=len(in_passages) / facts if item.answerable else None,
         sourced=source_count > 0,
         citation_valid=all(1 <= number <= len(passages) for number in cited),
-        cited=bool(cited),
+        cited=bool(citations(generated)),  # the model's own citing: every quote is headed by a citation
         abstained=abstained,
         facts_found=found,
         facts_in_passages=in_passages,

@@ -37,6 +37,9 @@ def test_facts_in_the_quoted_documentation_count_for_the_answer_but_not_for_the_
     generated = "Use a parallel { } block [1]."
     score = score_answer(PARALLEL, generated + quote, ["parallel { } and failFast true"], 1, generated)
     assert score.keyfact_recall == 1.0 and score.keyfact_recall_generated == 0.5
+    # Citing is the model's: a quote's [n] heading does not make an answer that cites nothing a citing one.
+    assert not score_answer(PARALLEL, "Use a parallel block." + quote, ["x"], 1, "Use a parallel block.").cited
+    assert score.cited and score.citation_valid
     # Quoted documentation that negates something is not the answer saying that the docs do not cover the question.
     negating = "\n\n> [1] *Credentials*\n>\n> This option is not documented for agents."
     assert not score_answer(PARALLEL, generated + negating, ["x"], 1, generated).abstained
