@@ -284,6 +284,8 @@ def evaluate(
     limit: Annotated[int, typer.Option(min=0, help="At most this many items, spread over the categories.")] = 0,
     max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer in tokens.")] = 256,
     retrieval_k: Annotated[int, typer.Option(min=0, help="Passages per answer; 0 = server default.")] = 0,
+    quotes: Annotated[bool, typer.Option(help="Answers close with quoted excerpts of their sources (--no-quotes: "
+                                              "the generated text only).")] = True,
     label: Annotated[str, typer.Option(help="Name of this run in the report.")] = "",
     golden: Annotated[Path | None, typer.Option(help="Golden set JSONL; default: the packaged one.")] = None,
     compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Compare two reports (A then B) instead.")] = None,
@@ -316,11 +318,11 @@ def evaluate(
         model = f"retrieval only ({'hybrid' if hybrid else 'dense'}, {index})"
     else:
         config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens, retrieval_k=retrieval_k,
-                           timeout_s=timeout)
+                           quotes=quotes, timeout_s=timeout)
         results, seconds = run(items, config)
         model = _model_name(target)
     meta = {"label": label or mode, "mode": mode, "split": split or "all", "limit": limit, "max_tokens": max_tokens,
-            "retrieval_k": retrieval_k, "target": target, "seconds": round(seconds, 1), "model": model}
+            "retrieval_k": retrieval_k, "quotes": quotes, "target": target, "seconds": round(seconds, 1), "model": model}
     written = report.write_report(out, meta, [r.to_dict() for r in results])
     typer.echo(report.markdown_table(written["summary"], written["by_category"]))
     typer.echo("\n".join(report.figure_lines(written["summary"])))

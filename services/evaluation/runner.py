@@ -49,6 +49,7 @@ class RunConfig:
     mode: str = "full"
     max_tokens: int = 256
     retrieval_k: int = 0  # 0 = the server's default
+    quotes: bool = True  # False: the generated text only (GenerationOptions.disable_quotes)
     timeout_s: float = 600.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -63,7 +64,8 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
         question=item.question, session_id=f"eval-{config.run_id}-{item.id}", owner="eval",
         options=common_pb2.GenerationOptions(max_tokens=config.max_tokens, temperature=0.0, seed=1,
                                              retrieval_k=config.retrieval_k,
-                                             disable_retrieval=config.mode == "bare"),
+                                             disable_retrieval=config.mode == "bare",
+                                             disable_quotes=not config.quotes),
     )
     parts: list[str] = []
     quoted: list[str] = []
