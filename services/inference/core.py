@@ -53,7 +53,7 @@ from jenkins_assistant.inference.jenkins_context import (
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
 from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
-from jenkins_assistant.inference.quoting import after, choose_quotes, quotes_markdown, rank_excerpts, without_quotes
+from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
 from jenkins_assistant.inference.slots import SlotPool
 from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer
@@ -562,13 +562,13 @@ class InferenceCore:
         """The markdown of the excerpts quoted after the answer; empty when quotes are off or nothing is left
         to quote. Chosen after generation, so they cost no time to the first token and can skip what the
         answer already says."""
-        count = 0 if options.disable_quotes or self.index is None else self.settings.quotes
-        if not count or not passages:
+        if options.disable_quotes or not self.settings.quotes or not passages:
             return ""
+        assert self.index is not None  # passages come from it
         started = time.perf_counter()
         ranked = await asyncio.to_thread(rank_excerpts, question, passages, self.index.embed,
                                          self.settings.quote_chars)
-        markdown = after(answer, quotes_markdown(choose_quotes(ranked, passages, count, answer)))
+        markdown = quotes_markdown(choose_quotes(ranked, passages, self.settings.quotes, answer), answer)
         metrics.QUOTE_LATENCY.observe(time.perf_counter() - started)
         return markdown
 

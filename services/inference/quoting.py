@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
@@ -24,11 +25,9 @@ Embed = Callable[[list[str]], np.ndarray]  # normalised vectors, one row per tex
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # A sentence ends at . ! or ? followed by a space and what starts a sentence (a capital, code, emphasis).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\[])")
-_HEADING = re.compile(r"^(#{1,6})\s+(.*)$", re.MULTILINE)
-# Words as users type identifiers: `docker-workflow`, `build.xml`, `withCredentials` (lowercased).
-_WORD = re.compile(r"[a-z0-9](?:[a-z0-9_.-]*[a-z0-9])?")
+_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
 # NLTK's English stop words (as bm25s ships them), and words every Jenkins question shares.
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"jenkins", "use", "using", "get", "set", "want", "need", "way"}
+_STOPWORDS = sorted(set(STOPWORDS_EN_PLUS) | {"jenkins", "use", "using", "get", "set", "want", "need", "way"})
 # Shortest unit worth quoting: shorter ones are list markers, table rules or code fragments ("}").
 MIN_UNIT_CHARS = 25
 # Question words found in an excerpt add this much to its cosine similarity: the embedding misses exact
@@ -57,6 +56,7 @@ class _Excerpt:
     start: int
     end: int
     text: str
+    words: frozenset[str] = frozenset()  # set by rank_excerpts: what the answer is checked against
 
 
 def text_units(text: str) -> list[tuple[int, int]]:
@@ -105,8 +105,10 @@ def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     return found
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+def _words(texts: list[str]) -> list[frozenset[str]]:
+    """The distinct words of each text, lowercased, without stop words (bm25s's tokenizer, as the index's)."""
+    return [frozenset(tokens) for tokens in
+            bm25s.tokenize(texts, stopwords=_STOPWORDS, return_ids=False, show_progress=False)]
 
 
 def rank_excerpts(question: str, passages: Sequence[Passage], embed: Embed, max_chars: int) -> list[_Excerpt]:
@@ -115,28 +117,27 @@ def rank_excerpts(question: str, passages: Sequence[Passage], embed: Embed, max_
     candidates = [e for number, p in enumerate(passages, 1) for e in excerpts(number, p.text, max_chars)]
     if not candidates:
         return []
-    vectors = embed([question] + [e.text for e in candidates])
+    texts = [question] + [e.text for e in candidates]
+    vectors = embed(texts)
+    question_words, *words = _words(texts)
     scores = vectors[1:] @ vectors[0]
-    question_words = _words(question)
     if question_words:
-        scores = scores + LEXICAL_WEIGHT * np.array(
-            [len(question_words & _words(e.text)) / len(question_words) for e in candidates])
-    order = np.argsort(-scores, kind="stable")
-    return [candidates[i] for i in order]
+        scores = scores + LEXICAL_WEIGHT * np.array([len(question_words & w) / len(question_words) for w in words])
+    return [replace(candidates[i], words=words[i]) for i in np.argsort(-scores, kind="stable")]
 
 
 def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count: int,
                   answer: str = "") -> list[Quote]:
     """The best `count` excerpts that do not overlap one another and are not already in the answer, in the order
     they were ranked."""
-    answer_words = _words(answer)
+    answer_words = _words([answer])[0]
     chosen: list[_Excerpt] = []
     for excerpt in ranked:
         if len(chosen) == count:
             break
         if any(c.citation == excerpt.citation and c.start < excerpt.end and excerpt.start < c.end for c in chosen):
             continue
-        words = _words(excerpt.text)
+        words = excerpt.words
         if words and len(words & answer_words) >= REDUNDANT_SHARE * len(words):
             continue
         chosen.append(excerpt)
@@ -146,20 +147,9 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
 
 def _bold_headings(text: str) -> str:
     """Markdown headings as bold lines, outside code blocks (a `# command` line in a shell block stays)."""
-    parts, position = [], 0
-    for fence in _FENCE.finditer(text):
-        parts += [_HEADING.sub(lambda m: f"**{m.group(2).strip()}**", text[position:fence.start()]), fence.group(0)]
-        position = fence.end()
-    parts.append(_HEADING.sub(lambda m: f"**{m.group(2).strip()}**", text[position:]))
-    return "".join(parts)
-
-
-def after(answer: str, markdown: str) -> str:
-    """`markdown` to append to `answer`: an answer cut inside a code block (max_tokens) gets the block closed
-    first, or the quotes would render as part of its code."""
-    if markdown and answer.count("```") % 2:
-        return "\n```" + markdown
-    return markdown
+    # Code blocks are the odd items of the split (the pattern's whole match is its one group).
+    pieces = re.split(f"({_FENCE.pattern})", text, flags=re.DOTALL)
+    return "".join(piece if i % 2 else _HEADING.sub(r"**\1**", piece) for i, piece in enumerate(pieces))
 
 
 def without_quotes(answer: str) -> str:
@@ -167,9 +157,10 @@ def without_quotes(answer: str) -> str:
     return answer.split(QUOTES_HEADING, 1)[0]
 
 
-def quotes_markdown(quotes: Sequence[Quote]) -> str:
-    """The quotes as a markdown block to append to an answer: each a blockquote headed by its citation and page.
-    Headings inside an excerpt become bold lines, so that a quote does not render larger than the answer."""
+def quotes_markdown(quotes: Sequence[Quote], answer: str = "") -> str:
+    """The quotes as a markdown block to append to `answer`: each a blockquote headed by its citation and page.
+    Headings inside an excerpt become bold lines, so that a quote does not render larger than the answer. An answer
+    cut inside a code block (max_tokens) gets the block closed first, or the quotes would render as its code."""
     if not quotes:
         return ""
     blocks = []
@@ -178,4 +169,5 @@ def quotes_markdown(quotes: Sequence[Quote]) -> str:
         body = _bold_headings(quote.text)
         lines = [f"[{quote.citation}] *{where}*", "", *body.split("\n")]
         blocks.append("\n".join(f"> {line}".rstrip() for line in lines))
-    return QUOTES_HEADING + "\n\n".join(blocks)
+    closing = "\n```" if answer.count("```") % 2 else ""
+    return closing + QUOTES_HEADING + "\n\n".join(blocks)

@@ -9,7 +9,6 @@ from jenkins_assistant.common.grounded_prompt import Passage
 from jenkins_assistant.inference.config import RetrievalSettings
 from jenkins_assistant.inference.quoting import (
     Quote,
-    after,
     choose_quotes,
     excerpts,
     quotes_markdown,
@@ -117,6 +116,8 @@ def test_markdown_quotes_each_excerpt_under_its_citation_and_keeps_code_as_writt
 def test_quotes_after_an_answer_cut_inside_a_code_block_close_the_block_first():
     markdown = quotes_markdown([Quote(1, "Pipeline syntax", "", "Use `parallel` inside a stage.")])
     cut = "Like this:\n```groovy\nstage('Test') {\n    parallel {"
-    assert (cut + after(cut, markdown)).count("```") % 2 == 0
-    assert after(cut, markdown) == "\n```" + markdown
-    assert after("Done.\n```sh\nls\n```", markdown) == markdown and after(cut, "") == ""
+    closed = quotes_markdown([Quote(1, "Pipeline syntax", "", "Use `parallel` inside a stage.")], cut)
+    assert (cut + closed).count("```") % 2 == 0 and closed == "\n```" + markdown
+    assert quotes_markdown([Quote(1, "Pipeline syntax", "", "Use `parallel` inside a stage.")],
+                           "Done.\n```sh\nls\n```") == markdown
+    assert quotes_markdown([], cut) == ""
