@@ -8,8 +8,8 @@ import statistics
 from pathlib import Path
 
 # The figures printed as `name=value` lines, in this order.
-FIGURES = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "cited", "abstention",
-           "false_abstention", "ttft_p50_s", "tokens_per_s", "prompt_tokens", "errors", "items")
+FIGURES = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "cited",
+           "abstention", "false_abstention", "ttft_p50_s", "tokens_per_s", "prompt_tokens", "errors", "items")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -51,8 +51,8 @@ def figure_lines(summary: dict, prefix: str = "") -> list[str]:
 
 
 def markdown_table(summary: dict, categories: dict[str, dict]) -> str:
-    columns = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "abstention", "ttft_p50_s",
-               "prompt_tokens", "items")
+    columns = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid",
+               "abstention", "ttft_p50_s", "prompt_tokens", "items")
     rows = [("**all**", summary), *categories.items()]
     lines = ["| category | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, figures in rows:

@@ -88,12 +88,12 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
                 finish_reason = common_pb2.FinishReason.Name(event.finished.finish_reason)
     except grpc.RpcError as exc:  # recorded, not raised: one failed item must not lose the run
         error = f"{exc.code().name}: {exc.details()}"
-    generated = "".join(parts)
-    answer = generated + "".join(quoted)  # the quotes come after the generated text
+    generated, quotes = "".join(parts), "".join(quoted)
+    answer = generated + quotes  # the quotes come after the generated text
     passages = [source["passage"] for source in sources]
     return ItemResult(
         id=item.id, category=item.category, split=item.split, answerable=item.answerable, question=item.question,
-        answer=answer, quoted="".join(quoted), sources=sources,
+        answer=answer, quoted=quotes, sources=sources,
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
         ttft_s=usage.time_to_first_token_ms / 1000 if usage else 0.0,
         tokens_per_s=usage.tokens_per_s if usage else 0.0, finish_reason=finish_reason, warnings=warnings,

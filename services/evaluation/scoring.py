@@ -70,7 +70,7 @@ def score_answer(item: GoldenItem, answer: str, passages: list[str], source_coun
                  generated: str | None = None) -> AnswerScore:
     """`answer` is the whole text; `generated` the model's part of it (None: all of it)."""
     generated = answer if generated is None else generated
-    cited = citations(answer)
+    numbers = citations(answer)
     found = found_facts(item, answer)
     found_generated = found_facts(item, generated)
     in_passages = found_facts(item, "\n\n".join(passages))
@@ -82,7 +82,7 @@ def score_answer(item: GoldenItem, answer: str, passages: list[str], source_coun
         keyfact_recall_generated=len(found_generated) / facts if item.answerable else None,
         retrieval_reach=len(in_passages) / facts if item.answerable else None,
         sourced=source_count > 0,
-        citation_valid=all(1 <= number <= len(passages) for number in cited),
+        citation_valid=all(1 <= number <= len(passages) for number in numbers),
         cited=bool(citations(generated)),  # the model's own citing: every quote is headed by a citation
         abstained=abstained,
         facts_found=found,
