@@ -58,6 +58,9 @@ def test_chat_streams_metadata_sources_deltas_then_done_and_takes_feedback(gatew
     assert events[0].data["answer_id"] and events[0].data["model"]
     text = "".join(event.data["text"] for event in events if event.name == "delta")
     assert text.strip()
+    # The excerpts of the sources that close the answer reach the page marked as quoted, after the generated text.
+    quoted = [event.data["quoted"] for event in events if event.name == "delta"]
+    assert quoted[-1] and not any(quoted[:-1])
     sources = events[1].data["sources"]
     assert sources and all(source["url"].startswith("https://") and source["title"] for source in sources)
     done = events[-1].data
