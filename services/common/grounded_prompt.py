@@ -57,10 +57,11 @@ def passages_block(passages: list[Passage]) -> str:
 # Names in a question that documentation would spell the same way: CLI flags (--drain-timeout), camelCase
 # options and steps (retryCount), Java properties and files (jenkins.model.Jenkins.x, config.toml),
 # snake_case keys, and named plugins ("Build Cost Insights plugin"). A user's own values (hosts, job names,
-# quoted strings) are left out: the documentation cannot contain them.
+# quoted strings, placeholders that end in one capital: teamA, nodeB) are left out: the documentation cannot
+# contain them.
 _SPECIFIC_TERM = re.compile(
     r"(?<![\w-])(--?[A-Za-z][\w-]{2,})"
-    r"|\b([a-z]+[A-Z][A-Za-z0-9]*)\b"
+    r"|\b([a-z]+[A-Z][A-Za-z0-9]+)\b"
     r"|\b([A-Za-z]\w*(?:\.[A-Za-z]\w*){2,}|[A-Za-z][\w-]*\.(?:toml|ya?ml|json|xml|properties|groovy|conf))\b"
     r"|\b([a-z][a-z0-9]*(?:_[a-z0-9]+){1,})\b"
     r"|\b((?:[A-Z][\w-]*\s+){1,4})plugin\b"
@@ -70,10 +71,40 @@ _DOMAIN = re.compile(r"\.(?:com|org|net|io|dev|local|internal)$", re.IGNORECASE)
 _JAVA_CLASS = re.compile(r"^(?:[a-z]\w*\.)+[A-Z]\w*$")
 
 
+# A pasted error: from a throwable's class name (org.x.RejectedAccessException, java.lang.NoSuchMethodError) or a log
+# level at the start of a line to the end of its line or the first question mark ("... Configuration error?" ends
+# Jenkins' own message). The names inside it are the failure's content, not what the user asks the documentation
+# about: in the golden set, `parseText` of a script-security rejection and `catchError` of the step list that
+# "No such DSL method" prints made the model open with "The documentation does not cover ..." (2 of its 5 false
+# abstentions) although the question was what the error means.
+_PASTED_ERROR = re.compile(
+    r"(?:\b(?:[a-z]\w*\.)+[A-Z]\w*(?:Exception|Error)\b|^[ \t]*(?:ERROR|FATAL|SEVERE|Caused by)\b)[^\n?]*",
+    re.MULTILINE,
+)
+
+
+_FUNCTION_WORDS = frozenset(
+    "a an and any another are but can could do does each every for how in is it its my new of one or our same "
+    "should some that the their this what when where which who why will with would your".split())
+
+
+def _drop_leading_function_words(words: list[str]) -> list[str]:
+    while words and words[0].lower() in _FUNCTION_WORDS:
+        words = words[1:]
+    return words
+
+
 def specific_terms(question: str) -> list[str]:
+    pasted = [match.span() for match in _PASTED_ERROR.finditer(question)]
     terms: list[str] = []
     for match in _SPECIFIC_TERM.finditer(question):
         term = next(group for group in match.groups() if group).strip()
+        if any(start <= match.start() and match.end() <= end for start, end in pasted):
+            continue
+        if match.group(5):  # "Which plugin", "The Git plugin": a sentence's capital is not a plugin's name
+            term = " ".join(_drop_leading_function_words(term.split()))
+            if not term:
+                continue
         if not _DOMAIN.search(term) and not _JAVA_CLASS.match(term) and term not in terms:
             terms.append(term)
     return terms

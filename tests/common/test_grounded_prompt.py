@@ -26,6 +26,16 @@ def test_passages_come_numbered_before_the_question():
     # A user's own host and a Java class from a pasted stack trace are not things to look up.
     ("pull from myregistry.example.com fails with java.lang.IllegalStateException", []),
     ("how do I restart Jenkins safely?", []),
+    # Names inside a pasted error are its content, not what is asked; the question after it still counts.
+    ("org.jenkinsci.plugins.scriptsecurity.sandbox.RejectedAccessException: Scripts not permitted to use method "
+     "groovy.json.JsonSlurperClassic parseText java.lang.String", []),
+    ("java.lang.NoSuchMethodError: No such DSL method 'readJSON' found among steps [archive, catchError]? "
+     "Which plugin has readJSON?", ["readJSON"]),
+    ("ERROR: No artifacts found that match the file pattern\ncan archiveArtifacts skip it?", ["archiveArtifacts"]),
+    ("team A may only see the jobs whose names start with teamA-", []),
+    # A sentence's capital before "plugin" is not a plugin's name.
+    ("Which plugin adds a retryCount option?", ["retryCount"]),
+    ("Is the Blue Ocean plugin maintained?", ["Blue Ocean"]),
 ])
 def test_specific_terms(question, terms):
     assert specific_terms(question) == terms
