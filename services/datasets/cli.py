@@ -296,7 +296,7 @@ def grounded(
                                                                    "pairs, `dataset generate`'s qa.csv.")],
     index_dir: Annotated[Path, typer.Option(exists=True, help="The retrieval index the service answers from.")] = Path(
         "var/index"),
-    k: Annotated[int, typer.Option(min=1, max=20, help="Passages per prompt (the service's retrieval_k).")] = 4,
+    k: Annotated[int, typer.Option(min=1, max=20, help="Passages per prompt (the service's retrieval_k).")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the supporting passage's position among the others.")] = 0,
     exclude_golden: Annotated[bool, typer.Option(help="Leave out the evaluation harness's golden questions.")] = True,
     limit: Annotated[int, typer.Option(min=0, help="Pairs to try (0: all).")] = 0,
