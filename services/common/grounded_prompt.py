@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import dropwhile
 
 # No general "if the passages do not answer, say so" rule: Qwen2.5-Coder-0.5B applied it to answerable questions
 # (22% of them answered "The documentation does not cover the question" although the passages held the facts),
@@ -83,15 +84,11 @@ _PASTED_ERROR = re.compile(
 )
 
 
+# Words capitalised only at a sentence's start ("Which plugin"). A short list of our own rather than NLTK's from
+# bm25s: importing bm25s takes about 0.2 s and scipy into this small module that the training job shares.
 _FUNCTION_WORDS = frozenset(
     "a an and any another are but can could do does each every for how in is it its my new of one or our same "
     "should some that the their this what when where which who why will with would your".split())
-
-
-def _drop_leading_function_words(words: list[str]) -> list[str]:
-    while words and words[0].lower() in _FUNCTION_WORDS:
-        words = words[1:]
-    return words
 
 
 def specific_terms(question: str) -> list[str]:
@@ -102,7 +99,7 @@ def specific_terms(question: str) -> list[str]:
         if any(start <= match.start() and match.end() <= end for start, end in pasted):
             continue
         if match.group(5):  # "Which plugin", "The Git plugin": a sentence's capital is not a plugin's name
-            term = " ".join(_drop_leading_function_words(term.split()))
+            term = " ".join(dropwhile(lambda word: word.lower() in _FUNCTION_WORDS, term.split()))
             if not term:
                 continue
         if not _DOMAIN.search(term) and not _JAVA_CLASS.match(term) and term not in terms:

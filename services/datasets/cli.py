@@ -296,7 +296,8 @@ def grounded(
                                                                    "pairs, `dataset generate`'s qa.csv.")],
     index_dir: Annotated[Path, typer.Option(exists=True, help="The retrieval index the service answers from.")] = Path(
         "var/index"),
-    k: Annotated[int, typer.Option(min=1, max=20, help="Passages per prompt (the service's retrieval_k).")] = 6,
+    k: Annotated[int, typer.Option(min=0, max=20, help="Passages per prompt; 0: the service's own "
+                                                      "(INFERENCE_RETRIEVAL_K).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the supporting passage's position among the others.")] = 0,
     exclude_golden: Annotated[bool, typer.Option(help="Leave out the evaluation harness's golden questions.")] = True,
     limit: Annotated[int, typer.Option(min=0, help="Pairs to try (0: all).")] = 0,
@@ -309,12 +310,14 @@ def grounded(
 
     from jenkins_assistant.common.grounded_prompt import Passage
     from jenkins_assistant.datasets.grounded import DROPPED, ground_pair
-    from jenkins_assistant.inference.config import RetrievalSettings
+    from jenkins_assistant.inference.config import InferenceSettings
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
-    # Retrieval exactly as the service is configured (INFERENCE_* variables: hybrid, neighbours, fusion weights).
-    settings = RetrievalSettings(index_dir=str(index_dir))
+    # Retrieval exactly as the service is configured (INFERENCE_* variables: passages, hybrid, neighbours, fusion
+    # weights), so that the model is trained on the prompt it is served.
+    settings = InferenceSettings(index_dir=str(index_dir))
+    k = k or settings.retrieval_k
     index = RetrievalIndex.from_settings(settings, load_embedder(settings))
 
     def search(query: str, depth: int) -> list[Passage]:

@@ -186,8 +186,8 @@ class InferenceSettings(RetrievalSettings):
     retrieval_k: int = Field(
         6, ge=1, le=50,
         description="Passages put in the prompt by default. 6 instead of 4, same session, all 122 golden questions "
-        "with quotes: key-fact recall 0.461 -> 0.515 (18 answers better, 7 worse; tune 0.449 -> 0.488, holdout "
-        "0.494 -> 0.592), reach 0.617 -> 0.671, for about 430 more prompt tokens (see README, Answer quality).",
+        "with quotes: key-fact recall 0.461 -> 0.520 (19 answers better, 7 worse), reach 0.617 -> 0.671, for about "
+        "400 more prompt tokens; 8 fell to 0.461 (see README, Answer quality).",
     )
     max_retrieval_k: int = Field(20, ge=1, le=200, description="Largest retrieval_k a request may ask for.")
     snippet_chars: int = Field(300, ge=40, le=4000, description="Source snippet length shown to users.")
