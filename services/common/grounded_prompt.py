@@ -107,10 +107,41 @@ def specific_terms(question: str) -> list[str]:
     return terms
 
 
+# A name the question gives an owner: "the retryCount option of the sh step", "the sh step's retryCount",
+# "podTemplate(gpuQuota: 1)". Groups: (name, step) or (step, name).
+_OWNED_NAME = re.compile(
+    r"`?(?P<name1>[\w.-]+)`?\s+(?:option|parameter|argument|param|arg|field|setting|flag|property)s?\s+"
+    r"(?:of|for|in|on|to)\s+(?:the\s+)?`?(?P<step1>\w+)`?\s+step\b"
+    r"|\b(?P<step2>\w+)`?\s+step's\s+`?(?P<name2>[\w.-]+)"
+    r"|\b(?P<step3>\w+)\s*\(\s*(?:[^()]*?[,\s])?(?P<name3>\w+)\s*:",
+    re.IGNORECASE,
+)
+
+
+def owned_terms(question: str) -> dict[str, str]:
+    """Specific names of the question that it ties to a step, lowercased: name -> step."""
+    owners: dict[str, str] = {}
+    for match in _OWNED_NAME.finditer(question):
+        name, step = next((match.group(f"name{n}"), match.group(f"step{n}")) for n in (1, 2, 3)
+                          if match.group(f"name{n}"))
+        owners.setdefault(name.lower(), step.lower())
+    return owners
+
+
 def unmentioned_terms(question: str, passages: list[Passage]) -> list[str]:
-    """The question's specific names that no passage contains (case-insensitive)."""
-    text = " ".join(f"{p.title} {p.section} {p.text}" for p in passages).lower()
-    return [term for term in specific_terms(question) if term.lower() not in text]
+    """The question's specific names that no passage contains (case-insensitive). A name the question ties to a
+    step ("the retryCount option of the sh step") counts only in a passage that names the step too: another
+    plugin's step with a `retryCount` parameter says nothing about `sh`'s. At 6 passages such a passage switched the
+    note off, and the model invented the `sh` step's default."""
+    texts = [f"{p.title} {p.section} {p.text}".lower() for p in passages]
+    owners = owned_terms(question)
+
+    def mentioned(term: str) -> bool:
+        step = owners.get(term.lower())
+        names_step = re.compile(rf"(?<![\w.-]){re.escape(step)}(?![\w-])") if step else None
+        return any(term.lower() in text and (names_step is None or names_step.search(text)) for text in texts)
+
+    return [term for term in specific_terms(question) if not mentioned(term)]
 
 
 def grounded_question(question: str, passages: list[Passage]) -> str:

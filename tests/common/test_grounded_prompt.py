@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from jenkins_assistant.common.grounded_prompt import Passage, grounded_question, specific_terms, unmentioned_terms
+from jenkins_assistant.common.grounded_prompt import (
+    Passage,
+    grounded_question,
+    owned_terms,
+    specific_terms,
+    unmentioned_terms,
+)
 
 SH = Passage("sh: Shell Script", "https://www.jenkins.io/doc/pipeline/steps/workflow-durable-task-step/#sh",
              "returnStdout (optional): if checked, standard output is returned as the step value.", "Parameters")
@@ -46,3 +52,31 @@ def test_the_turn_names_what_no_passage_mentions():
     assert unmentioned_terms(question, [SH]) == ["retryCount"]
     turn = grounded_question(question, [SH])
     assert "No passage mentions `retryCount`." in turn and "The documentation does not cover `retryCount`." in turn
+
+
+# Another plugin's step with a parameter of the same name (the golden set's oop-sh-retry-count met this one).
+BUMBLEBEE = Passage("step([$class: 'RunPcTestBuildStep']): Bumblebee HP PC Test Runner",
+                    "https://www.jenkins.io/doc/pipeline/steps/hp-application-automation-tools-plugin/",
+                    "retryCount (optional): how many times to retry a failed test run (script.sh is not run).",
+                    "Parameters")
+
+
+@pytest.mark.parametrize(("question", "owners"), [
+    ("what is the default value of the retryCount option of the sh step?", {"retrycount": "sh"}),
+    ("Does the `sh` step's returnStdout trim the output?", {"returnstdout": "sh"}),
+    ("sh(script: 'ls', returnStdout: true) gives null", {"returnstdout": "sh"}),
+    ("How do I use withCredentials with usernamePassword?", {}),
+    ("podTemplate gpuQuota parameter: how many GPUs?", {}),  # no owner said: the name counts anywhere
+])
+def test_owned_terms(question, owners):
+    assert owned_terms(question) == owners
+
+
+def test_a_name_tied_to_a_step_counts_only_where_the_step_is_named_too():
+    question = "what is the default value of the retryCount option of the sh step?"
+    # The other step's parameter says nothing about sh's ("script.sh" is not the step's name either).
+    assert unmentioned_terms(question, [SH, BUMBLEBEE]) == ["retryCount"]
+    # Without an owner in the question, any passage naming it counts, as before.
+    assert unmentioned_terms("What is the default of retryCount?", [SH, BUMBLEBEE]) == []
+    documented = Passage("sh: Shell Script", SH.url, "retryCount (optional): retries of the script.", "Parameters")
+    assert unmentioned_terms(question, [documented, BUMBLEBEE]) == []
