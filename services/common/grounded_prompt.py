@@ -86,9 +86,11 @@ _PASTED_ERROR = re.compile(
 
 # Words capitalised only at a sentence's start ("Which plugin"). A short list of our own rather than NLTK's from
 # bm25s: importing bm25s takes about 0.2 s and scipy into this small module that the training job shares.
-_FUNCTION_WORDS = frozenset(
-    "a an and any another are but can could do does each every for how in is it its my new of one or our same "
-    "should some that the their this what when where which who why will with would your".split())
+_FUNCTION_WORDS = frozenset({
+    "a", "an", "and", "any", "another", "are", "but", "can", "could", "do", "does", "each", "every", "for", "how",
+    "in", "is", "it", "its", "my", "new", "of", "one", "or", "our", "same", "should", "some", "that", "the", "their",
+    "this", "what", "when", "where", "which", "who", "why", "will", "with", "would", "your",
+})
 
 
 def specific_terms(question: str) -> list[str]:

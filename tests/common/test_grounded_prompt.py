@@ -33,10 +33,10 @@ def test_passages_come_numbered_before_the_question():
     ("pull from myregistry.example.com fails with java.lang.IllegalStateException", []),
     ("how do I restart Jenkins safely?", []),
     # Names inside a pasted error are its content, not what is asked; the question after it still counts.
-    ("org.jenkinsci.plugins.scriptsecurity.sandbox.RejectedAccessException: Scripts not permitted to use method "
-     "groovy.json.JsonSlurperClassic parseText java.lang.String", []),
-    ("java.lang.NoSuchMethodError: No such DSL method 'readJSON' found among steps [archive, catchError]? "
-     "Which plugin has readJSON?", ["readJSON"]),
+    (("org.jenkinsci.plugins.scriptsecurity.sandbox.RejectedAccessException: Scripts not permitted to use method "
+      "groovy.json.JsonSlurperClassic parseText java.lang.String"), []),
+    (("java.lang.NoSuchMethodError: No such DSL method 'readJSON' found among steps [archive, catchError]? "
+      "Which plugin has readJSON?"), ["readJSON"]),
     ("ERROR: No artifacts found that match the file pattern\ncan archiveArtifacts skip it?", ["archiveArtifacts"]),
     ("team A may only see the jobs whose names start with teamA-", []),
     # A sentence's capital before "plugin" is not a plugin's name.
