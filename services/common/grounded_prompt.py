@@ -109,24 +109,29 @@ def specific_terms(question: str) -> list[str]:
     return terms
 
 
-# A name the question gives an owner: "the retryCount option of the sh step", "the sh step's retryCount",
-# "podTemplate(gpuQuota: 1)". Groups: (name, step) or (step, name).
-_OWNED_NAME = re.compile(
+# A name the question ties to a step in words: "the retryCount option of the sh step", "the sh step's retryCount".
+_OWNED_IN_WORDS = re.compile(
     r"`?(?P<name1>[\w.-]+)`?\s+(?:option|parameter|argument|param|arg|field|setting|flag|property)s?\s+"
     r"(?:of|for|in|on|to)\s+(?:the\s+)?`?(?P<step1>\w+)`?\s+step\b"
-    r"|\b(?P<step2>\w+)`?\s+step's\s+`?(?P<name2>[\w.-]+)"
-    r"|\b(?P<step3>\w+)\s*\(\s*(?:[^()]*?[,\s])?(?P<name3>\w+)\s*:",
+    r"|\b(?P<step2>\w+)`?\s+step's\s+`?(?P<name2>[\w.-]+)",
     re.IGNORECASE,
 )
+# ... or in code: every named argument of a call, `sh(script: 'ls', returnStdout: true)`, `podTemplate(gpuQuota: 1)`
+# (to its closing parenthesis, or to the end of a question that cuts it).
+_CALL = re.compile(r"\b(\w+)\s*\(([^()]*)")
+_NAMED_ARGUMENT = re.compile(r"(?:^|[,\s])(\w+)\s*:")
 
 
 def owned_terms(question: str) -> dict[str, str]:
-    """Specific names of the question that it ties to a step, lowercased: name -> step."""
+    """The names the question ties to a step (lowercased name -> step), whether or not they are specific terms:
+    `unmentioned_terms` only looks up the specific ones."""
     owners: dict[str, str] = {}
-    for match in _OWNED_NAME.finditer(question):
-        name, step = next((match.group(f"name{n}"), match.group(f"step{n}")) for n in (1, 2, 3)
-                          if match.group(f"name{n}"))
+    for match in _OWNED_IN_WORDS.finditer(question):
+        name, step = (match["name1"], match["step1"]) if match["name1"] else (match["name2"], match["step2"])
         owners.setdefault(name.lower(), step.lower())
+    for call in _CALL.finditer(question):
+        for argument in _NAMED_ARGUMENT.finditer(call[2]):
+            owners.setdefault(argument[1].lower(), call[1].lower())
     return owners
 
 

@@ -64,7 +64,9 @@ BUMBLEBEE = Passage("step([$class: 'RunPcTestBuildStep']): Bumblebee HP PC Test 
 @pytest.mark.parametrize(("question", "owners"), [
     ("what is the default value of the retryCount option of the sh step?", {"retrycount": "sh"}),
     ("Does the `sh` step's returnStdout trim the output?", {"returnstdout": "sh"}),
-    ("sh(script: 'ls', returnStdout: true) gives null", {"returnstdout": "sh"}),
+    # Every named argument of a call, wherever it stands in the call.
+    ("sh(script: 'ls', returnStdout: true) gives null", {"script": "sh", "returnstdout": "sh"}),
+    ("sh(label: 'x', script: 'ls', retryCount: 3", {"label": "sh", "script": "sh", "retrycount": "sh"}),
     ("How do I use withCredentials with usernamePassword?", {}),
     ("podTemplate gpuQuota parameter: how many GPUs?", {}),  # no owner said: the name counts anywhere
 ])
