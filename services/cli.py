@@ -311,11 +311,9 @@ def evaluate(
         import time
 
         from jenkins_assistant.evaluation.retrieval_only import run_retrieval_only
-        from jenkins_assistant.inference.config import InferenceSettings
 
         started = time.perf_counter()
-        k = retrieval_k or InferenceSettings.model_fields["retrieval_k"].default  # the service's default
-        results = run_retrieval_only(items, index, k, hybrid)
+        results = run_retrieval_only(items, index, retrieval_k, hybrid)
         seconds = time.perf_counter() - started
         model = f"retrieval only ({'hybrid' if hybrid else 'dense'}, {index})"
     else:

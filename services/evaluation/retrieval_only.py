@@ -13,19 +13,22 @@ from jenkins_assistant.evaluation.scoring import score_answer
 
 
 def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool) -> list[ItemResult]:
-    from jenkins_assistant.inference.config import InferenceSettings, RetrievalSettings
+    """`k` passages per question; 0: as many as the service gives (INFERENCE_RETRIEVAL_K)."""
+    from jenkins_assistant.inference.config import InferenceSettings
     from jenkins_assistant.inference.core import sources_from_passages
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
-    settings = RetrievalSettings(index_dir=str(index_dir))
+    # The service's settings, INFERENCE_* variables included: the passages scored are the ones it would give.
+    settings = InferenceSettings(index_dir=str(index_dir))
+    k = k or settings.retrieval_k
     index = RetrievalIndex.from_settings(settings, load_embedder(settings), hybrid, index_dir)
     results = []
     for item in items:
         hits, elapsed_ms = index.timed_search(item.question, k)
         # The same numbered sources the service sends for these hits.
         passages = [hit.passage for hit in hits]
-        sources = sources_from_passages(hits, passages, InferenceSettings.model_fields["snippet_chars"].default)
+        sources = sources_from_passages(hits, passages, settings.snippet_chars)
         answer = "\n\n".join(passage.text for passage in passages)
         results.append(ItemResult(
             id=item.id, category=item.category, split=item.split, answerable=item.answerable,
