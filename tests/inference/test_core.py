@@ -41,6 +41,10 @@ def collect(core: InferenceCore, query: ChatQuery) -> list:
     return asyncio.run(run())
 
 
+def answer_text(events: list) -> str:
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
 def test_chat_without_index_or_memory_warns_and_answers(core):
     events = collect(core, ChatQuery(question="What is Jenkins?", session_id="s1", owner="ann",
                                      options=ChatOptions(max_tokens=12, temperature=0.0)))
@@ -139,7 +143,7 @@ def test_the_answer_finishes_before_its_exchange_is_stored_and_close_completes_t
     finished = events[-1]
     assert isinstance(finished, Finished)
     assert any("not stored yet" in warning for warning in finished.warnings), finished.warnings
-    answer = "".join(event.text for event in events if isinstance(event, TextDelta))
+    answer = answer_text(events)
     with grpc.insecure_channel(memory_service.target) as channel:
         history = memory_pb2_grpc.MemoryServiceStub(channel).GetHistory(
             memory_pb2.GetHistoryRequest(session_id="finish-first", owner="ann", k=5))
@@ -158,20 +162,28 @@ def test_past_answers_reach_the_prompt_without_their_quotes(core, memory_service
     generated = "Run `systemctl restart jenkins` [1]."
     shown = generated + quotes_markdown([Quote(1, "Managing systemd services", "Restarting services",
                                                "```bash\n# systemctl restart jenkins\n```")])
+    # Two sessions with the same past exchange: one stored as the user read it (with quotes), one as the model
+    # wrote it. The same follow-up in each must give the model the same prompt, seen through chat() only.
     with grpc.insecure_channel(memory_service.target) as channel:
-        memory_pb2_grpc.MemoryServiceStub(channel).AppendTurn(memory_pb2.AppendTurnRequest(
-            session_id="quoted", owner="ann", turn=memory_pb2.Turn(user_text="How do I restart Jenkins?",
-                                                                   assistant_text=shown)))
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        for session, answer in (("quoted", shown), ("generated-only", generated)):
+            stub.AppendTurn(memory_pb2.AppendTurnRequest(
+                session_id=session, owner="ann",
+                turn=memory_pb2.Turn(user_text="How do I restart Jenkins?", assistant_text=answer)))
     settings = core.settings.model_copy(update={"memory_target": memory_service.target})
 
-    async def run() -> list[Exchange]:
+    async def ask(session: str) -> list:
         reading = InferenceCore(settings, core.model, index=None,
                                 memory=MemoryClient(memory_service.target, None, settings.memory_timeout_s))
         try:
-            history, available = await reading._history(ChatQuery("And stop it?", "quoted", "ann"), [])
-            assert available
-            return history
+            query = ChatQuery("And stop it?", session, "ann", ChatOptions(max_tokens=8, temperature=0.0))
+            return [event async for event in reading.chat(query)]
         finally:
             await reading.close()
 
-    assert asyncio.run(run()) == [Exchange("How do I restart Jenkins?", generated)]
+    quoted, plain = asyncio.run(ask("quoted")), asyncio.run(ask("generated-only"))
+    assert quoted[0].history_turns_used == plain[0].history_turns_used == 1
+    assert quoted[0].standalone_question == plain[0].standalone_question
+    # The quote block is about 40 tokens: had it reached the prompt, the counts would differ.
+    assert quoted[-1].usage.prompt_tokens == plain[-1].usage.prompt_tokens > 0
+    assert answer_text(quoted) == answer_text(plain)
