@@ -45,6 +45,22 @@ def answer_text(events: list) -> str:
     return "".join(event.text for event in events if isinstance(event, TextDelta))
 
 
+def collect_with_memory(settings: InferenceSettings, model: ChatModel, query: ChatQuery) -> list:
+    """The events of one chat on a core of its own that reads and writes the memory service at settings'
+    memory_target; close() is awaited, so the exchange is stored when this returns."""
+    from jenkins_assistant.inference.memory_client import MemoryClient
+
+    async def run() -> list:
+        answering = InferenceCore(settings, model, index=None,
+                                  memory=MemoryClient(settings.memory_target, None, settings.memory_timeout_s))
+        try:
+            return [event async for event in answering.chat(query)]
+        finally:
+            await answering.close()
+
+    return asyncio.run(run())
+
+
 def test_chat_without_index_or_memory_warns_and_answers(core):
     events = collect(core, ChatQuery(question="What is Jenkins?", session_id="s1", owner="ann",
                                      options=ChatOptions(max_tokens=12, temperature=0.0)))
@@ -105,7 +121,7 @@ def test_an_answer_rated_right_after_it_finishes_is_recorded_and_only_its_owner_
                 await answering.submit_feedback("no-such-answer", "", "ann", "helpful", "")
             with pytest.raises(InvalidInput, match="corrected_answer"):
                 await answering.submit_feedback(answer_id, "", "ann", "helpful", "", "x" * 32_001)
-            return answer_id, "".join(e.text for e in events if isinstance(e, TextDelta))
+            return answer_id, answer_text(events)
         finally:
             await answering.close()
 
@@ -124,22 +140,13 @@ def test_the_answer_finishes_before_its_exchange_is_stored_and_close_completes_t
     write still happens: close() waits for it."""
     import grpc
 
-    from jenkins_assistant.inference.memory_client import MemoryClient
     from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
 
     settings = core.settings.model_copy(update={"memory_target": memory_service.target, "memory_finish_wait_s": 0.0})
     query = ChatQuery(question="How do I restart Jenkins?", session_id="finish-first", owner="ann",
                       options=ChatOptions(max_tokens=6, temperature=0.0, disable_retrieval=True))
 
-    async def run() -> list:
-        answering = InferenceCore(settings, core.model, index=None,
-                                  memory=MemoryClient(memory_service.target, None, settings.memory_timeout_s))
-        try:
-            return [event async for event in answering.chat(query)]
-        finally:
-            await answering.close()
-
-    events = asyncio.run(run())
+    events = collect_with_memory(settings, core.model, query)
     finished = events[-1]
     assert isinstance(finished, Finished)
     assert any("not stored yet" in warning for warning in finished.warnings), finished.warnings
@@ -155,7 +162,6 @@ def test_past_answers_reach_the_prompt_without_their_quotes(core, memory_service
     never learns to write quote blocks of its own."""
     import grpc
 
-    from jenkins_assistant.inference.memory_client import MemoryClient
     from jenkins_assistant.inference.quoting import Quote, quotes_markdown
     from jenkins_assistant.v1 import memory_pb2, memory_pb2_grpc
 
@@ -172,16 +178,11 @@ def test_past_answers_reach_the_prompt_without_their_quotes(core, memory_service
                 turn=memory_pb2.Turn(user_text="How do I restart Jenkins?", assistant_text=answer)))
     settings = core.settings.model_copy(update={"memory_target": memory_service.target})
 
-    async def ask(session: str) -> list:
-        reading = InferenceCore(settings, core.model, index=None,
-                                memory=MemoryClient(memory_service.target, None, settings.memory_timeout_s))
-        try:
-            query = ChatQuery("And stop it?", session, "ann", ChatOptions(max_tokens=8, temperature=0.0))
-            return [event async for event in reading.chat(query)]
-        finally:
-            await reading.close()
+    def ask(session: str) -> list:
+        query = ChatQuery("And stop it?", session, "ann", ChatOptions(max_tokens=8, temperature=0.0))
+        return collect_with_memory(settings, core.model, query)
 
-    quoted, plain = asyncio.run(ask("quoted")), asyncio.run(ask("generated-only"))
+    quoted, plain = ask("quoted"), ask("generated-only")
     assert quoted[0].history_turns_used == plain[0].history_turns_used == 1
     assert quoted[0].standalone_question == plain[0].standalone_question
     # The quote block is about 40 tokens: had it reached the prompt, the counts would differ.
