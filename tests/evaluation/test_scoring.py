@@ -122,3 +122,16 @@ def test_aggregate_and_paired_comparison():
     # Reports from before the quotes hold no generated-text score: all their text was generated.
     assert summary["keyfact_recall_generated"] == summary["keyfact_recall"]
     assert "delta_keyfact_recall_generated=+0.5000" in lines
+    # One item better and none worse is no evidence: the sign test says so.
+    assert "sign_p_keyfact_recall=1.000" in lines
+
+
+@pytest.mark.parametrize(("better", "worse"), [(19, 7), (13, 8), (9, 15), (0, 6), (7, 7), (1, 0), (40, 3)])
+def test_sign_test_matches_scipy(better, worse):
+    stats = pytest.importorskip("scipy.stats")
+    expected = stats.binomtest(better, better + worse, 0.5, alternative="two-sided").pvalue
+    assert report.sign_test_p(better, worse) == pytest.approx(expected, rel=1e-9)
+
+
+def test_sign_test_without_changed_items():
+    assert report.sign_test_p(0, 0) == 1.0
