@@ -126,10 +126,15 @@ def rank_excerpts(question: str, passages: Sequence[Passage], embed: Embed, max_
     return [replace(candidates[i], words=words[i]) for i in np.argsort(-scores, kind="stable")]
 
 
+def _flat(text: str) -> str:
+    """Text compared for repeats: lowercase words and symbols without the spacing and markup between them."""
+    return " ".join(re.findall(r"[\w.:/-]+", text.lower()))
+
+
 def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count: int,
                   answer: str = "") -> list[Quote]:
-    """The best `count` excerpts that do not overlap one another and are not already in the answer, in the order
-    they were ranked."""
+    """The best `count` excerpts that do not overlap or repeat one another and are not already in the answer, in
+    the order they were ranked."""
     answer_words = _words([answer])[0]
     chosen: list[_Excerpt] = []
     for excerpt in ranked:
@@ -139,6 +144,12 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
             continue
         words = excerpt.words
         if words and len(words & answer_words) >= REDUNDANT_SHARE * len(words):
+            continue
+        # Passages can share text (the overlap between consecutive chunks of a page, a paragraph that two upgrade
+        # guides both have): quoting it twice gives the user nothing new. Only a repeat of the same text counts:
+        # two guides' sentences that differ in a version number share their words and say different things.
+        flat = _flat(excerpt.text)
+        if any(flat in _flat(c.text) or _flat(c.text) in flat for c in chosen):
             continue
         chosen.append(excerpt)
     return [Quote(e.citation, passages[e.citation - 1].title, passages[e.citation - 1].section, e.text)

@@ -100,6 +100,30 @@ def test_quotes_skip_what_the_answer_says_and_never_overlap(embed):
     assert all("systemctl stop jenkins" not in q.text for q in later)
 
 
+def test_text_that_two_passages_share_is_quoted_once(embed):
+    # The end of one chunk is the start of the next (the chunker's overlap), and two guides can share a paragraph.
+    shared = "The Jenkins `systemd` service can be stopped with:\n```bash\n# systemctl stop jenkins\n```"
+    head = Passage(STOP.title, STOP.url, "Stop the controller before you back up its home directory. " + shared,
+                   STOP.section)
+    tail = Passage(STOP.title, STOP.url, shared + "\nA stopped service starts again at the next boot unless it is "
+                   "disabled.", STOP.section)
+    passages = [head, tail]
+    question = "How can the Jenkins systemd service be stopped?"
+    quotes = choose_quotes(rank_excerpts(question, passages, embed, max_chars=200), passages, count=2)
+    assert len(quotes) == 2
+    first, second = (" ".join(q.text.split()) for q in quotes)
+    assert first not in second and second not in first, quotes
+    # A sentence that differs only in a number says something else and is still quoted.
+    java11 = Passage("Upgrade to Java 11", "https://www.jenkins.io/doc/book/platform-information/upgrade-java-to-11/",
+                     "It is critical to upgrade both the controller and agents to Java 11 before upgrading Jenkins.",
+                     "Upgrade to Java 11")
+    java17 = Passage("Upgrade to Java 17", "https://www.jenkins.io/doc/book/platform-information/upgrade-java-to-17/",
+                     "It is critical to upgrade both the controller and agents to Java 17 before upgrading Jenkins.",
+                     "Upgrade to Java 17")
+    ranked = rank_excerpts("which java must agents run?", [java11, java17], embed, max_chars=200)
+    assert len(choose_quotes(ranked, [java11, java17], count=2)) == 2
+
+
 def test_markdown_quotes_each_excerpt_under_its_citation_and_keeps_code_as_written():
     quotes = choose_quotes(excerpts(1, RESTART.text, max_chars=400), [RESTART], count=1)
     markdown = quotes_markdown(quotes)
