@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 
+from jenkins_assistant.cli import source_label
 from tests.inference.fixtures import TEST_TOKEN
 
 
@@ -14,6 +15,15 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
     assert binary, "the jenkins-assistant console script is not installed (pip install -e .)"
     return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "JENKINS_ASSISTANT_TOKEN": TEST_TOKEN})
+
+
+def test_source_label_names_the_heading_path_once():
+    assert source_label("Pipeline syntax", "Pipeline syntax > Declarative Pipeline > Parallel") == (
+        "Pipeline syntax > Declarative Pipeline > Parallel")
+    assert source_label("Pipeline syntax", "Pipeline syntax") == "Pipeline syntax"
+    assert source_label("Using Docker", "") == "Using Docker"
+    # A path that does not start with the title (a blog post renamed after its first heading) keeps both.
+    assert source_label("GitLab SCM Jobs", "GitLab SCM Support > Goals") == "GitLab SCM Jobs > GitLab SCM Support > Goals"
 
 
 def test_ask_streams_an_answer_with_sources(inference_process):
@@ -25,6 +35,11 @@ def test_ask_streams_an_answer_with_sources(inference_process):
     sources, _, answer = result.stdout.removeprefix("Sources:\n").partition("\n\n")
     assert sources.splitlines() and all(line.startswith("  [") for line in sources.splitlines())
     assert "https://www.jenkins.io/" in sources or "https://plugins.jenkins.io/" in sources
+    # Each source is named once by its heading path, not by its title and then the path that starts with it.
+    for line in sources.splitlines():
+        label = line.split("] ", 1)[1].rsplit(" - ", 1)[0]
+        parts = label.split(" > ")
+        assert len(parts) < 2 or parts[0] != parts[1], line
     assert answer.strip()
     assert "tokens/s" in result.stderr
 
