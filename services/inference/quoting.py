@@ -26,6 +26,9 @@ _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # A sentence ends at . ! or ? followed by a space and what starts a sentence (a capital, code, emphasis).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\[])")
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
+# A line that is bold and nothing else: a heading the scrapers turned into a bold line (a plugin's help, a
+# step's description) or an example's caption. Quoted alone, it says nothing (within an excerpt it stays).
+_BOLD_LINE = re.compile(r"^\*\*[^*\n]+\*\*:?$")
 # NLTK's English stop words (as bm25s ships them), and words every Jenkins question shares.
 _STOPWORDS = sorted(set(STOPWORDS_EN_PLUS) | {"jenkins", "use", "using", "get", "set", "want", "need", "way"})
 # Shortest unit worth quoting: shorter ones are list markers, table rules or code fragments ("}").
@@ -90,7 +93,8 @@ def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     """The runs of consecutive units of one passage that fit in max_chars, one starting at each unit. A unit
-    longer than max_chars (a long code block) is an excerpt of its own when it fits in 1.5 x max_chars."""
+    longer than max_chars (a long code block) is an excerpt of its own when it fits in 1.5 x max_chars. A bold
+    line with nothing after it in the limit is no excerpt."""
     units = text_units(text)
     found = []
     for first in range(len(units)):
@@ -101,7 +105,8 @@ def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
             if next_end - start > max_chars:
                 break
             end = next_end
-        found.append(_Excerpt(citation, start, end, text[start:end]))
+        if not _BOLD_LINE.match(text[start:end]):
+            found.append(_Excerpt(citation, start, end, text[start:end]))
     return found
 
 

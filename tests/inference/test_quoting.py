@@ -59,6 +59,16 @@ def test_units_are_sentences_lines_and_whole_code_blocks_never_headings():
     ]
 
 
+def test_a_bold_line_alone_is_no_excerpt():
+    # The scrapers turn headings inside a section into bold lines, and examples have bold captions: quoted alone,
+    # "**Parallel Stages, Declarative Pipeline**" told the user nothing. With what follows it, it stays.
+    code = "```groovy\nstage('Test') { parallel { stage('A') { steps { echo 'a' } } } }\n```"
+    text = f"**Parallel Stages, Declarative Pipeline**\n{code}"
+    found = [e.text for e in excerpts(1, text, max_chars=60)]
+    assert "**Parallel Stages, Declarative Pipeline**" not in found and code in found
+    assert text in [e.text for e in excerpts(1, text, max_chars=200)]
+
+
 def test_excerpts_are_verbatim_runs_of_units_within_the_limit():
     found = excerpts(2, STOP.text, max_chars=120)
     assert found and all(e.citation == 2 and e.text == STOP.text[e.start:e.end] for e in found)
