@@ -8,12 +8,15 @@ which retrieval handles well enough.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from jenkins_assistant.inference.engine import GenerationEngine, GenerationSlot
 from jenkins_assistant.inference.model import SamplingParams
 from jenkins_assistant.inference.prompts import Exchange, condense_messages
 from jenkins_assistant.inference.trimming import trim_answer
+
+log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.'-]{2,}")
 _LABEL = re.compile(r"^\s*(?:standalone question|question|rewritten question)\s*:\s*", re.IGNORECASE)
@@ -49,13 +52,18 @@ def acceptable_rewrite(candidate: str, question: str, history: list[Exchange]) -
     return kept and bool(words & earlier)
 
 
-def condense_with_model(model: GenerationEngine, slot: GenerationSlot, question: str, history: list[Exchange]) -> str:
-    """Runs in a worker thread on a slot the caller holds."""
+def condense_with_model(model: GenerationEngine, slot: GenerationSlot, question: str,
+                        history: list[Exchange]) -> tuple[str, bool]:
+    """The standalone question and whether it is the model's rewrite (False: the rewrite was rejected and the
+    recent questions are joined). Runs in a worker thread on a slot the caller holds."""
     prompt = model.prepare(condense_messages(question, history))
     params = SamplingParams(max_tokens=CONDENSE_MAX_TOKENS, temperature=0.0, top_p=1.0, repeat_penalty=1.0,
                             stop=["\n", *prompt.stop])
     result = slot.complete(prompt, params)
     candidate = _LABEL.sub("", trim_answer(result.text)).strip().strip('"').strip()
     if acceptable_rewrite(candidate, question, history):
-        return candidate
-    return concat_question(question, history)
+        return candidate, True
+    # Why a follow-up was searched as the joined questions (the metric counts how often). Debug only: it holds
+    # the user's words, which the service does not log otherwise.
+    log.debug("condense: rewrite %r rejected for %r; joining the recent questions", candidate[:200], question)
+    return concat_question(question, history), False

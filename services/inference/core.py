@@ -408,9 +408,12 @@ class InferenceCore:
         if not history or self.settings.condense is CondenseMode.OFF:
             return question
         if self.settings.condense is CondenseMode.CONCAT:
+            metrics.CONDENSED_QUESTIONS.labels("concat").inc()
             return concat_question(question, history)
         assert lease is not None  # the model condenses on the slot the answer will use
-        return await lease.run(condense_with_model, self.model, lease.slot, question, history)
+        standalone, rewritten = await lease.run(condense_with_model, self.model, lease.slot, question, history)
+        metrics.CONDENSED_QUESTIONS.labels("rewrite" if rewritten else "concat").inc()
+        return standalone
 
     # ------------------------------------------------------------------ admission and slots
     def _admit(self) -> None:

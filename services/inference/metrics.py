@@ -28,6 +28,12 @@ QUEUE_DEPTH = Gauge("jenkins_assistant_inference_queue_depth", "Chats waiting fo
 ACTIVE_SLOTS = Gauge("jenkins_assistant_inference_active_slots", "Generation slots in use.")
 COMPLETION_TOKENS = Counter("jenkins_assistant_inference_completion_tokens_total", "Tokens generated.")
 ANSWERS = Counter("jenkins_assistant_inference_answers_total", "Answers by finish reason.", ["finish_reason"])
+CONDENSED_QUESTIONS = Counter(
+    "jenkins_assistant_inference_condensed_questions_total",
+    "Follow-ups made standalone for retrieval, by route: rewrite (the model's rewrite was accepted) or concat (the "
+    "recent questions joined: the rewrite was rejected, or INFERENCE_CONDENSE=concat).",
+    ["route"],
+)
 MEMORY_FAILURES = Counter(
     "jenkins_assistant_inference_memory_failures_total", "Memory service calls that failed (each retry counts).",
     ["operation"],

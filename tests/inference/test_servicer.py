@@ -161,7 +161,7 @@ def test_feedback_survives_restarts_of_memory_and_inference_and_the_last_rating_
                          f'rating="not_helpful",model="{reply.metadata.model}"') == not_helpful_before + 1
 
 
-def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_process):
+def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_process, inference_process):
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
     session = f"s-{uuid.uuid4().hex[:8]}"
     first_q = "How do I configure the Git plugin to check out a repository?"
@@ -177,11 +177,19 @@ def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_proce
     assert history.turns[0].assistant_text == answer and history.turns[0].sources
 
     follow_up = "And how do I use credentials with it?"
+    condensed = "jenkins_assistant_inference_condensed_questions_total"
+    before = {route: scrape_metric(inference_process, condensed, f'route="{route}"') for route in ("rewrite", "concat")}
     second = list(stub.Chat(chat_request(follow_up, session), metadata=auth))
     metadata = second[0].metadata
     assert metadata.history_turns_used == 1 and metadata.memory_available
     assert metadata.standalone_question != follow_up
     assert "git" in metadata.standalone_question.lower()  # the condensed question carries the first turn's topic
+    # The metric says which route made it: the model's rewrite, or (rejected) the questions joined. Both carry
+    # "git", so the assertion above alone could not tell them apart.
+    routes = {route: scrape_metric(inference_process, condensed, f'route="{route}"') - before[route] for route in before}
+    assert sorted(routes.values()) == [0, 1], routes
+    joined = f"{first_q} {follow_up}"
+    assert (metadata.standalone_question == joined) == (routes["concat"] == 1), (routes, metadata.standalone_question)
 
     # Another owner does not see this session: it gets an answer without history, not an error.
     stranger = chat_request(follow_up, session)
