@@ -21,6 +21,7 @@ from typing import Annotated
 
 import typer
 
+from jenkins_assistant.common.grounded_prompt import heading_path
 from jenkins_assistant.datasets.cli import app as dataset_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
@@ -85,18 +86,10 @@ def _stream_answer(stub, question: str, session: str, owner: str, token: str, ma
     return 0
 
 
-def source_label(title: str, section: str) -> str:
-    """How a source is named: its heading path. The index's heading paths start with the page's title, so title
-    and path printed side by side repeated it ("Pipeline syntax > Pipeline syntax > Parallel")."""
-    if not section or section == title:
-        return title
-    return section if section.startswith(f"{title} > ") else f"{title} > {section}"
-
-
 def _print_sources(out, sources, wrote_text: bool) -> None:
     out.write("\n\nSources:\n" if wrote_text else "Sources:\n")
     for number, source in enumerate(sources, 1):
-        out.write(f"  [{source.citation or number}] {source_label(source.title, source.section)} - {source.url}\n")
+        out.write(f"  [{source.citation or number}] {heading_path(source.title, source.section)} - {source.url}\n")
     if not wrote_text:
         out.write("\n")
     out.flush()

@@ -45,9 +45,15 @@ class Passage:
 
     @property
     def heading(self) -> str:
-        if self.section and self.section != self.title:
-            return f"{self.title} > {self.section.removeprefix(self.title + ' > ')}"
-        return self.title
+        return heading_path(self.title, self.section)
+
+
+def heading_path(title: str, section: str) -> str:
+    """A passage's page title and heading path as one path: the index's heading paths start with the title, which
+    is said once ("Pipeline syntax > Declarative Pipeline > parallel")."""
+    if section and section != title:
+        return f"{title} > {section.removeprefix(title + ' > ')}"
+    return title
 
 
 def passages_block(passages: list[Passage]) -> str:

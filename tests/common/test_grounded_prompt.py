@@ -7,6 +7,7 @@ import pytest
 from jenkins_assistant.common.grounded_prompt import (
     Passage,
     grounded_question,
+    heading_path,
     owned_terms,
     specific_terms,
     unmentioned_terms,
@@ -21,6 +22,15 @@ def test_passages_come_numbered_before_the_question():
     assert turn.index("[1] sh: Shell Script > Parameters") < turn.index("[2] Pipeline") < turn.index("Question:")
     assert "cite" in turn and "No passage mentions" not in turn
     assert grounded_question("bare?", []) == "bare?"
+
+
+def test_the_heading_path_says_the_page_title_once():
+    # The index's heading paths start with the title; the prompt's passage headers and the CLI's sources use this.
+    assert heading_path("Pipeline syntax", "Pipeline syntax > Declarative Pipeline > parallel") == (
+        "Pipeline syntax > Declarative Pipeline > parallel")
+    assert heading_path("Pipeline syntax", "Pipeline syntax") == heading_path("Pipeline syntax", "") == "Pipeline syntax"
+    # A path that does not start with the title (a blog post renamed after its first heading) keeps both.
+    assert heading_path("GitLab SCM Jobs", "GitLab SCM Support > Goals") == "GitLab SCM Jobs > GitLab SCM Support > Goals"
 
 
 @pytest.mark.parametrize(("question", "terms"), [

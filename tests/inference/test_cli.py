@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 
-from jenkins_assistant.cli import source_label
 from tests.inference.fixtures import TEST_TOKEN
 
 
@@ -15,15 +14,6 @@ def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
     assert binary, "the jenkins-assistant console script is not installed (pip install -e .)"
     return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "JENKINS_ASSISTANT_TOKEN": TEST_TOKEN})
-
-
-def test_source_label_names_the_heading_path_once():
-    assert source_label("Pipeline syntax", "Pipeline syntax > Declarative Pipeline > Parallel") == (
-        "Pipeline syntax > Declarative Pipeline > Parallel")
-    assert source_label("Pipeline syntax", "Pipeline syntax") == "Pipeline syntax"
-    assert source_label("Using Docker", "") == "Using Docker"
-    # A path that does not start with the title (a blog post renamed after its first heading) keeps both.
-    assert source_label("GitLab SCM Jobs", "GitLab SCM Support > Goals") == "GitLab SCM Jobs > GitLab SCM Support > Goals"
 
 
 def test_ask_streams_an_answer_with_sources(inference_process):
