@@ -142,6 +142,7 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
     the order they were ranked."""
     answer_words = _words([answer])[0]
     chosen: list[_Excerpt] = []
+    chosen_flat: list[str] = []  # _flat of each chosen excerpt, compared with every later candidate
     for excerpt in ranked:
         if len(chosen) == count:
             break
@@ -154,9 +155,10 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
         # guides both have): quoting it twice gives the user nothing new. Only a repeat of the same text counts:
         # two guides' sentences that differ in a version number share their words and say different things.
         flat = _flat(excerpt.text)
-        if any(flat in _flat(c.text) or _flat(c.text) in flat for c in chosen):
+        if any(flat in c or c in flat for c in chosen_flat):
             continue
         chosen.append(excerpt)
+        chosen_flat.append(flat)
     return [Quote(e.citation, passages[e.citation - 1].title, passages[e.citation - 1].section, e.text)
             for e in chosen]
 
