@@ -4,6 +4,10 @@ Each item's key facts are regular expressions (matched case-insensitively) for t
 answer contains: step names, option keys, menu paths, plugin ids, commands. Out-of-corpus items
 (`answerable: false`) ask what the indexed documentation does not cover; the right answer says so.
 `split` is "tune" (used while tuning) or "holdout" (only read to check that a change generalises).
+
+The follow-up set (data/followups.jsonl) has the same fields plus `earlier`: the questions asked before in the
+same session. Its question leans on them ("how do I make one of those stages run only on main?"), so it measures
+how a conversation's follow-up is searched and answered; only the follow-up's answer is scored.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 GOLDEN_PATH = Path(__file__).with_name("data") / "golden.jsonl"
+FOLLOWUPS_PATH = GOLDEN_PATH.with_name("followups.jsonl")
 SPLITS = ("tune", "holdout")
 
 
@@ -29,6 +34,7 @@ class GoldenItem:
     answerable: bool
     split: str
     qa_row: int | None = None
+    earlier: tuple[str, ...] = ()  # questions asked before this one in the same session (follow-up set)
 
     @cached_property
     def patterns(self) -> list[re.Pattern]:
@@ -36,8 +42,9 @@ class GoldenItem:
 
     @classmethod
     def from_dict(cls, data: dict) -> GoldenItem:
-        return cls(**{k: v for k, v in data.items() if k != "qa_row"},
-                   qa_row=int(data["qa_row"]) if data.get("qa_row") not in (None, "") else None)
+        return cls(**{k: v for k, v in data.items() if k not in ("qa_row", "earlier")},
+                   qa_row=int(data["qa_row"]) if data.get("qa_row") not in (None, "") else None,
+                   earlier=tuple(data.get("earlier", ())))
 
 
 def load_golden(path: Path = GOLDEN_PATH, split: str = "", categories: tuple[str, ...] = (),

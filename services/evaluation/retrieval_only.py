@@ -1,6 +1,7 @@
 """Retrieval alone: the passages an index returns for each golden question, pasted as the answer. Its key-fact
 recall is the retrieval reach at k; it needs the index and the embedder but no chat model, so retrieval settings
-(k, hybrid, fusion weights) can be compared in seconds per question instead of a minute."""
+(k, hybrid, fusion weights) can be compared in seconds per question instead of a minute. A follow-up (an item with
+`earlier` questions) is searched as the service searches it when no model rewrites it: the questions joined."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from jenkins_assistant.evaluation.scoring import score_answer
 
 def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool) -> list[ItemResult]:
     """`k` passages per question; 0: as many as the service gives (INFERENCE_RETRIEVAL_K)."""
+    from jenkins_assistant.inference.condense import concat_question
     from jenkins_assistant.inference.config import InferenceSettings
     from jenkins_assistant.inference.core import sources_from_passages
+    from jenkins_assistant.inference.prompts import Exchange
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
@@ -25,7 +28,8 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     index = RetrievalIndex.from_settings(settings, load_embedder(settings), hybrid, index_dir)
     results = []
     for item in items:
-        hits, elapsed_ms = index.timed_search(item.question, k)
+        joined = concat_question(item.question, [Exchange(question, "") for question in item.earlier])
+        hits, elapsed_ms = index.timed_search(joined, k)
         # The same numbered sources the service sends for these hits.
         passages = [hit.passage for hit in hits]
         sources = sources_from_passages(hits, passages, settings.snippet_chars)

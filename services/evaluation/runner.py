@@ -1,7 +1,8 @@
 """Asking the golden questions through the real gRPC API of a running inference service.
 
 Each question is asked once, one at a time (so time to first token is not inflated by queueing), greedy
-(temperature 0, fixed seed) so that two runs differ only by what changed, in a fresh session of its own.
+(temperature 0, fixed seed) so that two runs differ only by what changed, in a fresh session of its own (a
+follow-up's session holds its earlier questions and their answers).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class ItemResult:
     warnings: list[str]
     score: AnswerScore
     error: str = ""
+    standalone: str = ""  # what the service searched for (a follow-up's rewrite, or the questions joined)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,31 +56,47 @@ class RunConfig:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
 
-def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
-    import grpc
-
-    from jenkins_assistant.common.auth import bearer_metadata
+def _request(question: str, session_id: str, config: RunConfig):
     from jenkins_assistant.v1 import common_pb2, inference_pb2
 
-    request = inference_pb2.ChatRequest(
-        question=item.question, session_id=f"eval-{config.run_id}-{item.id}", owner="eval",
+    return inference_pb2.ChatRequest(
+        question=question, session_id=session_id, owner="eval",
         options=common_pb2.GenerationOptions(max_tokens=config.max_tokens, temperature=0.0, seed=1,
                                              retrieval_k=config.retrieval_k,
                                              disable_retrieval=config.mode == "bare",
                                              disable_quotes=not config.quotes),
     )
+
+
+def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
+    import grpc
+
+    from jenkins_assistant.common.auth import bearer_metadata
+    from jenkins_assistant.v1 import common_pb2
+
+    session_id = f"eval-{config.run_id}-{item.id}"
+    metadata = bearer_metadata(config.token or None)
     parts: list[str] = []
     quoted: list[str] = []
     sources: list[dict] = []
     usage = None
     finish_reason = ""
     warnings: list[str] = []
+    standalone = ""
     error = ""
     try:
-        for event in stub.Chat(request, timeout=config.timeout_s, metadata=bearer_metadata(config.token or None)):
+        # A follow-up's earlier questions are answered first, in the same session, so the service reads them from
+        # memory as it would in a conversation; only the follow-up's answer is scored.
+        for earlier in item.earlier:
+            for _event in stub.Chat(_request(earlier, session_id, config), timeout=config.timeout_s,
+                                    metadata=metadata):
+                pass
+        for event in stub.Chat(_request(item.question, session_id, config), timeout=config.timeout_s,
+                               metadata=metadata):
             kind = event.WhichOneof("event")
             if kind == "metadata":
                 warnings = list(event.metadata.warnings)
+                standalone = event.metadata.standalone_question
             elif kind == "delta":
                 (quoted if event.delta.quoted else parts).append(event.delta.text)
             elif kind == "sources":
@@ -97,7 +115,7 @@ def ask_item(stub, item: GoldenItem, config: RunConfig) -> ItemResult:
         prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
         ttft_s=usage.time_to_first_token_ms / 1000 if usage else 0.0,
         tokens_per_s=usage.tokens_per_s if usage else 0.0, finish_reason=finish_reason, warnings=warnings,
-        score=score_answer(item, answer, passages, len(sources), generated), error=error,
+        score=score_answer(item, answer, passages, len(sources), generated), error=error, standalone=standalone,
     )
 
 

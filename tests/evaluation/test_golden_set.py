@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
 GOLDEN = REPO_ROOT / "services" / "evaluation" / "data" / "golden.jsonl"
+FOLLOWUPS = GOLDEN.with_name("followups.jsonl")
 QA_CSV = SHARED_DATA / "qa" / "nouralmulhem-Enhancing-LLM-with-Jenkins-Knowledge" / "jenkins_docs_qa_pairs.csv"
 
 CATEGORIES = {"pipeline", "plugins", "configuration", "agents", "credentials", "upgrades", "kubernetes",
@@ -21,12 +22,13 @@ KEYS = {"id", "category", "question", "reference_answer", "source_urls", "key_fa
 ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-def load_golden() -> list[dict]:
-    with GOLDEN.open(encoding="utf-8") as fh:
+def load_golden(path=GOLDEN) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
 ITEMS = load_golden()
+FOLLOWUP_ITEMS = load_golden(FOLLOWUPS)
 
 
 def test_every_item_has_exactly_the_schema_keys_and_types():
@@ -102,3 +104,33 @@ def test_qa_holdout_pairs_are_in_the_training_validation_split():
     for item in ITEMS:
         if item["category"] == "qa-holdout":
             assert QAPair(item["question"], item["reference_answer"]) in validation, item["id"]
+
+
+def test_follow_ups_have_the_golden_schema_plus_their_earlier_questions():
+    golden_ids = {item["id"] for item in ITEMS}
+    for item in FOLLOWUP_ITEMS:
+        assert set(item) == KEYS | {"earlier"}, item.get("id")
+        assert ID.match(item["id"]) and item["id"] not in golden_ids, item["id"]
+        assert item["category"] in CATEGORIES - {"qa-holdout"} and item["split"] in SPLITS, item["id"]
+        assert item["earlier"] and all(isinstance(q, str) and q.strip() for q in item["earlier"]), item["id"]
+        assert 1 <= len(item["key_facts"]) <= 3 and item["answerable"] is (item["category"] != "out-of-corpus")
+        assert bool(item["source_urls"]) is item["answerable"], item["id"]
+        for fact in item["key_facts"]:
+            pattern = re.compile(fact, re.IGNORECASE)
+            if item["answerable"]:
+                assert pattern.search(item["reference_answer"]), (item["id"], fact)
+            # Not in anything the user typed: a fact echoed from the earlier question proves nothing.
+            assert not any(pattern.search(q) for q in [*item["earlier"], item["question"]]), (item["id"], fact)
+    assert len(FOLLOWUP_ITEMS) >= 20 and len({item["id"] for item in FOLLOWUP_ITEMS}) == len(FOLLOWUP_ITEMS)
+    assert {item["split"] for item in FOLLOWUP_ITEMS} == SPLITS
+    assert any(not item["answerable"] for item in FOLLOWUP_ITEMS)
+
+
+def test_the_harness_loads_follow_ups_with_their_earlier_questions():
+    from jenkins_assistant.evaluation.golden import FOLLOWUPS_PATH
+    from jenkins_assistant.evaluation.golden import load_golden as load_items
+
+    assert FOLLOWUPS_PATH == FOLLOWUPS
+    items = load_items(FOLLOWUPS_PATH)
+    assert [list(item.earlier) for item in items] == [item["earlier"] for item in FOLLOWUP_ITEMS]
+    assert all(not item.earlier for item in load_items())
