@@ -198,6 +198,38 @@ def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_proce
     assert other[0].metadata.history_turns_used == 0 and other[0].metadata.standalone_question == follow_up
 
 
+def test_a_follow_up_quotes_what_it_asks_not_what_the_first_question_asked(channel, auth, memory_process):
+    """The passages are searched with the conversation's topic; the excerpts quoted from them are ranked against the
+    follow-up itself. Ranked against the joined questions, they answered the first question again."""
+    from jenkins_assistant.common.grounded_prompt import Passage
+    from jenkins_assistant.inference.config import InferenceSettings
+    from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts
+    from jenkins_assistant.inference.retrieval.embeddings import load_embedder
+
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    session = f"s-{uuid.uuid4().hex[:8]}"
+    list(stub.Chat(chat_request("How do I define a declarative Pipeline with a parallel stage?", session,
+                                max_tokens=8), metadata=auth))
+    follow_up = "How do I make one of those stages run only on the main branch?"
+    events = list(stub.Chat(chat_request(follow_up, session), metadata=auth))
+    metadata = events[0].metadata
+    assert metadata.history_turns_used == 1 and metadata.standalone_question != follow_up
+    deltas = [e.delta for e in events if e.WhichOneof("event") == "delta"]
+    generated, quoted = "".join(d.text for d in deltas if not d.quoted), "".join(d.text for d in deltas if d.quoted)
+    passages = [Passage(s.title, s.url, s.passage, s.section) for s in events[1].sources.sources]
+
+    settings = InferenceSettings()  # the service's quote settings (the tests' service sets none of them)
+    embed = load_embedder(settings).embed
+
+    def quotes_for(question: str) -> str:
+        ranked = rank_excerpts(question, passages, embed, settings.quote_chars)
+        return quotes_markdown(choose_quotes(ranked, passages, settings.quotes, generated), generated)
+
+    assert quoted and quoted == quotes_for(follow_up)
+    # The two rankings choose differently here, so the assertion above tells them apart.
+    assert quotes_for(metadata.standalone_question) != quoted
+
+
 def test_a_client_not_trusted_to_name_owners_reaches_no_one_elses_session_or_answer(channel, auth, memory_process):
     """The shared token (trusted) speaks for "tester"; the CLI's own credential names "tester" too, but its owner is
     "cli:tester": no history of tester's session, no rating of tester's answer."""
