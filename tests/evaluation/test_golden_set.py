@@ -29,11 +29,17 @@ def load_golden(path=GOLDEN) -> list[dict]:
 
 ITEMS = load_golden()
 FOLLOWUP_ITEMS = load_golden(FOLLOWUPS)
+# Both sets follow one schema; a follow-up also names the questions asked before it in its session (`earlier`).
+BOTH_SETS = pytest.mark.parametrize("items", [ITEMS, FOLLOWUP_ITEMS], ids=["golden", "followups"])
 
 
-def test_every_item_has_exactly_the_schema_keys_and_types():
-    for item in ITEMS:
+@BOTH_SETS
+def test_every_item_has_exactly_the_schema_keys_and_types(items):
+    for item in items:
         expected = KEYS | {"qa_row"} if item.get("category") == "qa-holdout" else KEYS
+        if items is FOLLOWUP_ITEMS:
+            expected = expected | {"earlier"}
+            assert item["earlier"] and all(isinstance(q, str) and q.strip() for q in item["earlier"]), item["id"]
         assert set(item) == expected, item.get("id")
         assert isinstance(item["id"], str) and ID.match(item["id"]), item["id"]
         assert item["category"] in CATEGORIES and item["split"] in SPLITS, item["id"]
@@ -48,7 +54,7 @@ def test_every_item_has_exactly_the_schema_keys_and_types():
 
 
 def test_ids_and_questions_are_unique():
-    ids = Counter(item["id"] for item in ITEMS)
+    ids = Counter(item["id"] for item in [*ITEMS, *FOLLOWUP_ITEMS])
     assert not [i for i, n in ids.items() if n > 1]
     questions = Counter(" ".join(item["question"].lower().split()) for item in ITEMS)
     assert not [q for q, n in questions.items() if n > 1]
@@ -64,16 +70,19 @@ def test_counts_and_both_splits_in_every_category():
     assert not [(c, s) for c in CATEGORIES for s in SPLITS if (c, s) not in splits]
 
 
-def test_key_facts_compile_match_the_reference_answer_and_not_the_question():
-    for item in ITEMS:
+@BOTH_SETS
+def test_key_facts_compile_match_the_reference_answer_and_not_what_the_user_typed(items):
+    for item in items:
         for fact in item["key_facts"]:
             pattern = re.compile(fact, re.IGNORECASE)  # as the harness applies them
             assert pattern.search(item["reference_answer"]), (item["id"], fact)
-            assert not pattern.search(item["question"]), (item["id"], fact)
+            # A fact echoed from the question, or from a follow-up's earlier question, proves nothing.
+            assert not any(pattern.search(q) for q in [*item.get("earlier", []), item["question"]]), (item["id"], fact)
 
 
-def test_answerable_items_cite_https_sources_and_out_of_corpus_items_none():
-    for item in ITEMS:
+@BOTH_SETS
+def test_answerable_items_cite_https_sources_and_out_of_corpus_items_none(items):
+    for item in items:
         if item["answerable"]:
             assert item["source_urls"] and all(u.startswith("https://") for u in item["source_urls"]), item["id"]
         else:
@@ -106,22 +115,8 @@ def test_qa_holdout_pairs_are_in_the_training_validation_split():
             assert QAPair(item["question"], item["reference_answer"]) in validation, item["id"]
 
 
-def test_follow_ups_have_the_golden_schema_plus_their_earlier_questions():
-    golden_ids = {item["id"] for item in ITEMS}
-    for item in FOLLOWUP_ITEMS:
-        assert set(item) == KEYS | {"earlier"}, item.get("id")
-        assert ID.match(item["id"]) and item["id"] not in golden_ids, item["id"]
-        assert item["category"] in CATEGORIES - {"qa-holdout"} and item["split"] in SPLITS, item["id"]
-        assert item["earlier"] and all(isinstance(q, str) and q.strip() for q in item["earlier"]), item["id"]
-        assert 1 <= len(item["key_facts"]) <= 3 and item["answerable"] is (item["category"] != "out-of-corpus")
-        assert bool(item["source_urls"]) is item["answerable"], item["id"]
-        for fact in item["key_facts"]:
-            pattern = re.compile(fact, re.IGNORECASE)
-            if item["answerable"]:
-                assert pattern.search(item["reference_answer"]), (item["id"], fact)
-            # Not in anything the user typed: a fact echoed from the earlier question proves nothing.
-            assert not any(pattern.search(q) for q in [*item["earlier"], item["question"]]), (item["id"], fact)
-    assert len(FOLLOWUP_ITEMS) >= 20 and len({item["id"] for item in FOLLOWUP_ITEMS}) == len(FOLLOWUP_ITEMS)
+def test_follow_ups_cover_both_splits_and_questions_out_of_the_corpus():
+    assert len(FOLLOWUP_ITEMS) >= 20 and {item["category"] for item in FOLLOWUP_ITEMS} <= CATEGORIES - {"qa-holdout"}
     assert {item["split"] for item in FOLLOWUP_ITEMS} == SPLITS
     assert any(not item["answerable"] for item in FOLLOWUP_ITEMS)
 
