@@ -403,8 +403,7 @@ class InferenceCore:
     def _condenses_with_model(self, history: list[Exchange]) -> bool:
         return bool(history) and self.settings.condense is CondenseMode.LLM
 
-    async def _standalone(self, lease: _SlotLease | None, query: ChatQuery, history: list[Exchange]) -> str:
-        question = query.question.strip()
+    async def _standalone(self, lease: _SlotLease | None, question: str, history: list[Exchange]) -> str:
         if not history or self.settings.condense is CondenseMode.OFF:
             return question
         if self.settings.condense is CondenseMode.CONCAT:
@@ -497,6 +496,7 @@ class InferenceCore:
         started = time.perf_counter()
         asked_at = time.time()
         options = query.options
+        question = query.question.strip()
         warnings: list[str] = []
         turn = self.turn()
         finished = False
@@ -506,7 +506,7 @@ class InferenceCore:
                 # Condensing needs the model, so this chat takes its slot now and keeps it for the answer
                 # (giving it back for the ~20 ms of retrieval would send the chat to the back of the queue).
                 await turn.take_slot()
-            standalone = await self._standalone(turn.lease, query, history)
+            standalone = await self._standalone(turn.lease, question, history)
             hits, passages, retrieval_ms, reranked = await self.retrieve_in_context(standalone, options, warnings,
                                                                                     "answered", query.context)
             max_tokens = options.max_tokens or self.settings.default_max_tokens
@@ -515,7 +515,7 @@ class InferenceCore:
                     else lambda kept: context_note(ctx, assess(ctx, kept, center, reranked), center))
             # Tokenizing needs no slot: the vocabulary is read-only state shared by the contexts.
             prompt, used_passages, used_history = await asyncio.to_thread(
-                self._build_prompt, query.question.strip(), passages, history, max_tokens, note
+                self._build_prompt, question, passages, history, max_tokens, note
             )
             if used_passages < len(passages):
                 warnings.append(f"context window: used {used_passages} of {len(passages)} passages")
@@ -539,9 +539,9 @@ class InferenceCore:
             assert out.result is not None
             # Quotes answer what the user just asked: the passages carry the conversation's topic already (they were
             # searched with it), and ranked against the joined questions the excerpts answered the first question
-            # again (followups.jsonl: keyfact_recall 0.474 -> 0.596 offline, see the README).
+            # again (followups.jsonl, make eval: keyfact_recall 0.474 -> 0.596; see the README).
             if out.result.finish_reason != "cancelled" and (
-                    quoted := await self._quotes(query.question.strip(), passages[:used_passages], out.text, options)):
+                    quoted := await self._quotes(question, passages[:used_passages], out.text, options)):
                 yield TextDelta(quoted, quoted=True)
                 out.text += quoted  # what the user read: memory and the answer record keep the excerpts too
             usage = self.usage(out.result, started, out.first_delta_at, retrieval_ms, turn.queue_ms)
