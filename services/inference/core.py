@@ -27,7 +27,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +56,7 @@ from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messag
 from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
 from jenkins_assistant.inference.slots import SlotPool
-from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer
+from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, HeadingEchoes, StreamTrimmer
 
 log = logging.getLogger(__name__)
 
@@ -464,13 +464,14 @@ class InferenceCore:
         """Admits one answer (raises Overloaded when the queue is full); close it in a `finally`."""
         return _Turn(self)
 
-    async def generate(self, turn: _Turn, prompt: Prompt, params: SamplingParams,
-                       out: Generated) -> AsyncIterator[TextDelta]:
-        """The answer's text deltas, trimmed; takes the turn's slot if it has none yet and gives it back once
-        generation is over. `out` receives the text, the engine's result and when the first delta came."""
+    async def generate(self, turn: _Turn, prompt: Prompt, params: SamplingParams, out: Generated,
+                       passages: Sequence[Passage] = ()) -> AsyncIterator[TextDelta]:
+        """The answer's text deltas, trimmed (of lines that only repeat the heading of one of the `passages` in the
+        prompt too); takes the turn's slot if it has none yet and gives it back once generation is over. `out`
+        receives the text, the engine's result and when the first delta came."""
         await turn.take_slot()
         assert turn.lease is not None
-        trimmer = StreamTrimmer()
+        trimmer = StreamTrimmer(HeadingEchoes([p.heading for p in passages], [p.title for p in passages]))
         parts: list[str] = []
         # Closed before the slot goes back, whichever way this ends: the engine stops generating (the embedded
         # worker at its next token, an upstream's HTTP stream at once).
@@ -488,6 +489,7 @@ class InferenceCore:
             parts.append(text)
             yield TextDelta(text)
         turn.release_slot()  # generation is over: the next answer may use the slot (e.g. while memory is written)
+        metrics.HEADING_ECHOES.inc(trimmer.echoes_removed)
         out.text = "".join(parts)
 
     # ------------------------------------------------------------------ chat
@@ -533,7 +535,8 @@ class InferenceCore:
 
             out = Generated()
             # Closed with this chat (not when collected), so a client leaving stops the engine at once.
-            async with contextlib.aclosing(self.generate(turn, prompt, params, out)) as deltas:
+            async with contextlib.aclosing(self.generate(turn, prompt, params, out,
+                                                                passages[:used_passages])) as deltas:
                 async for delta in deltas:
                     yield delta
             assert out.result is not None

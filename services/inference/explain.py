@@ -293,7 +293,8 @@ class BuildLogExplainer:
             yield SourceList(sources)
 
             out = Generated()
-            async with contextlib.aclosing(core.generate(turn, prompt, params, out)) as deltas:
+            async with contextlib.aclosing(core.generate(turn, prompt, params, out,
+                                                                passages[:used_passages])) as deltas:
                 async for delta in deltas:
                     yield delta
             assert out.result is not None

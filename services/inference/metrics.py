@@ -28,6 +28,11 @@ QUEUE_DEPTH = Gauge("jenkins_assistant_inference_queue_depth", "Chats waiting fo
 ACTIVE_SLOTS = Gauge("jenkins_assistant_inference_active_slots", "Generation slots in use.")
 COMPLETION_TOKENS = Counter("jenkins_assistant_inference_completion_tokens_total", "Tokens generated.")
 ANSWERS = Counter("jenkins_assistant_inference_answers_total", "Answers by finish reason.", ["finish_reason"])
+HEADING_ECHOES = Counter(
+    "jenkins_assistant_inference_heading_echoes_removed_total",
+    "Lines of generated answers that only repeated a passage's header ('[2] Pipeline syntax > ...') and were not "
+    "sent: how often the model copies the prompt's layout (a fine-tuned model should do it less).",
+)
 CONDENSED_QUESTIONS = Counter(
     "jenkins_assistant_inference_condensed_questions_total",
     "Follow-ups made standalone for retrieval, by route: rewrite (the model's rewrite was accepted) or concat (the "

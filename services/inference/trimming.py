@@ -1,5 +1,6 @@
 """Removing the artifacts small chat models emit: role echoes ("AI:", "Assistant:"), an invented next
-turn ("\\nHuman: ..."), and empty brackets ("[]") at the end.
+turn ("\\nHuman: ..."), empty brackets ("[]") at the end, and lines that repeat a passage's heading as the
+prompt shows it ("[2] Pipeline syntax > Declarative Pipeline > Parallel").
 
 Two layers: stop sequences end generation as soon as the model starts another turn, and a streaming
 trimmer cleans the edges of the text while keeping deltas flowing (it holds back only what might
@@ -9,6 +10,7 @@ still turn out to be an artifact).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # Lines a model starts when it begins writing the user's next turn (or the transcript's). The newline
 # keeps legitimate mid-sentence uses ("the AI: ...") from stopping generation.
@@ -25,8 +27,60 @@ _TRAILING_LABELS = ("\nHuman:", "\nUser:", "\nAI:", "\nAssistant:", "\nassistant
 _LEADING_HOLD_CHARS = 24
 
 
-def trim_answer(text: str) -> str:
-    """Final trim of a whole answer."""
+# A line made of a passage number and (the start of) a heading, maybe dressed as markdown ("### [2] ...",
+# "**[2] ...**:"). Qwen2.5-Coder-0.5B writes the prompt's passage headers into about one answer in six (20 of the 122
+# golden answers): as section titles, between paragraphs, inside a code block, often cut short, and once with a
+# passage number it was not given ("[7] withCredentials: Bind credentials to" under six passages). It tells the
+# user nothing the sources do not, and its number may cite nothing.
+_ECHO_LINE = re.compile(r"^[ \t>#*_-]*\[\d{1,3}\](?P<text>.*)$")
+# What a line may still grow into an echo from: decoration, "[", "[1", "[1]", "[1] Pipeline syn".
+_ECHO_START = re.compile(r"^[ \t>#*_-]*(?:\[(?:\d{1,3}(?:\](?P<text>.*))?)?)?$")
+# Shorter cut-off headings ("[1] Pipe") are too little to tell from a sentence.
+_MIN_ECHO_CHARS = 8
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.strip().rstrip("*_: \t").split()).casefold()
+
+
+class HeadingEchoes:
+    """The headings of the passages an answer was given (Passage.heading: "Title > Section > Subsection"); finds
+    the answer's lines that only repeat one. A line counts when its text is the start of a heading (at least
+    _MIN_ECHO_CHARS of it, or all of it), or a title followed by a heading path the model misremembered ("[1] Git
+    Plugin > Pipelines > Credentials Binding" for "Git Plugin > Pipelines > Git Credentials Binding")."""
+
+    def __init__(self, headings: Sequence[str] = (), titles: Sequence[str] = ()) -> None:
+        self._headings = [h for h in dict.fromkeys(map(_normalised, headings)) if h]
+        self._paths = [f"{t} >" for t in dict.fromkeys(map(_normalised, titles)) if t]
+
+    def __bool__(self) -> bool:
+        return bool(self._headings or self._paths)
+
+    def is_echo(self, line: str) -> bool:
+        """A whole line (its end seen) that only repeats a heading."""
+        match = _ECHO_LINE.match(line)
+        if not match or not (text := _normalised(match["text"])):
+            return False
+        return (any(h.startswith(text) and len(text) >= min(_MIN_ECHO_CHARS, len(h)) for h in self._headings)
+                or any(text.startswith(path) for path in self._paths))
+
+    def may_become_echo(self, partial: str) -> bool:
+        """Whether more characters on this unfinished line could make it an echo (so it must be held back)."""
+        match = _ECHO_START.match(partial)
+        if not match:
+            return False
+        text = _normalised(match["text"] or "")
+        return (not text or any(h.startswith(text) for h in self._headings)
+                or any(path.startswith(text) or text.startswith(path) for path in self._paths))
+
+    def remove(self, text: str) -> str:
+        return "\n".join(line for line in text.split("\n") if not self.is_echo(line))
+
+
+def trim_answer(text: str, echoes: HeadingEchoes | None = None) -> str:
+    """Final trim of a whole answer; with `echoes`, lines repeating a passage heading go too."""
+    if echoes:
+        text = echoes.remove(text)
     text = _LEADING_ARTIFACT.sub("", text)
     return _TRAILING_ARTIFACT.sub("", text)
 
@@ -34,16 +88,17 @@ def trim_answer(text: str) -> str:
 class StreamTrimmer:
     """Applies `trim_answer` incrementally: feed() returns text safe to send now, finish() the rest.
 
-    Invariant: the concatenation of everything returned equals trim_answer(all text fed).
+    Invariant: the concatenation of everything returned equals trim_answer(all text fed, echoes).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, echoes: HeadingEchoes | None = None) -> None:
         self._raw = ""
         self._sent = 0  # characters of the trimmed text already returned
         self._started = False
+        self._echoes = echoes
 
     def _trimmed(self) -> str:
-        return trim_answer(self._raw)
+        return trim_answer(self._raw, self._echoes)
 
     def feed(self, delta: str) -> str:
         self._raw += delta
@@ -52,14 +107,26 @@ class StreamTrimmer:
             if len(stripped) < _LEADING_HOLD_CHARS and "\n" not in stripped:
                 return ""
             self._started = True
+        line_start = self._raw.rfind("\n") + 1
+        if self._echoes and self._echoes.may_become_echo(self._raw[line_start:]):
+            # The unfinished line is held back until its end shows whether it repeats a heading.
+            safe = trim_answer(self._raw[:line_start], self._echoes)
+        else:
+            safe = self._trimmed()
         # Text that is (or may grow into) a trailing artifact is only released when more text follows it.
-        safe = self._trimmed()
         line_start = safe.rfind("\n")
         if line_start >= 0 and any(label.startswith(safe[line_start:]) for label in _TRAILING_LABELS):
             safe = safe[:line_start].rstrip()
         out = safe[self._sent:]
         self._sent = len(safe)
         return out
+
+    @property
+    def echoes_removed(self) -> int:
+        """Lines of the text fed so far that repeated a passage heading (and so were not returned)."""
+        if not self._echoes:
+            return 0
+        return sum(self._echoes.is_echo(line) for line in self._raw.split("\n"))
 
     def finish(self) -> str:
         final = self._trimmed()

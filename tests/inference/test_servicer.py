@@ -198,6 +198,48 @@ def test_memory_is_written_and_used_on_the_next_turn(channel, auth, memory_proce
     assert other[0].metadata.history_turns_used == 0 and other[0].metadata.standalone_question == follow_up
 
 
+def test_an_answer_line_that_repeats_a_passage_heading_never_reaches_the_user(channel, auth, smollm2_settings,
+                                                                              inference_process):
+    """SmolLM2 answers this question by writing the prompt's first passage header ("[1] Running pipelines > ...") as
+    its first line; the service's answer is the model's text without it. The raw text is generated here from the
+    prompt the service builds of the same passages (greedy, the service's sampling), so this fails if the artifact
+    stops happening as well as if it reaches the user."""
+    import threading
+
+    from jenkins_assistant.common.grounded_prompt import Passage
+    from jenkins_assistant.inference.model import ChatModel, SamplingParams
+    from jenkins_assistant.inference.model_source import resolve_model
+    from jenkins_assistant.inference.prompts import answer_messages
+    from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, HeadingEchoes, trim_answer
+
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    question = "How do I archive artifacts in a pipeline?"
+    removed_before = scrape_metric(inference_process, "jenkins_assistant_inference_heading_echoes_removed_total")
+    events = list(stub.Chat(chat_request(question, disable_quotes=True), metadata=auth))
+    removed = scrape_metric(inference_process, "jenkins_assistant_inference_heading_echoes_removed_total") - removed_before
+    served = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
+    passages = [Passage(s.title, s.url, s.passage, s.section) for s in events[1].sources.sources]
+    echoes = HeadingEchoes([p.heading for p in passages], [p.title for p in passages])
+
+    model = ChatModel(smollm2_settings, resolve_model(smollm2_settings))
+    try:
+        prompt = model.prepare(answer_messages(question, passages, [], 0, model.system_prompt))
+        assert prompt.n_tokens == events[-1].finished.usage.prompt_tokens  # the service's prompt
+        params = SamplingParams(max_tokens=GREEDY["max_tokens"], temperature=0.0, top_p=1.0,
+                                repeat_penalty=smollm2_settings.repeat_penalty,
+                                stop=list(dict.fromkeys([*prompt.stop, *TURN_STOP_SEQUENCES])))
+        pieces: list[str] = []
+        model.slots[0].generate(prompt.tokens, params, pieces.append, threading.Event())
+    finally:
+        model.close()
+    raw = "".join(pieces)
+    echo_lines = sum(echoes.is_echo(line) for line in raw.split("\n"))
+    assert echo_lines, raw  # the artifact really happens
+    assert removed == echo_lines  # and operators see it counted
+    assert served == trim_answer(raw, echoes)
+    assert served.strip() and not any(echoes.is_echo(line) for line in served.split("\n"))
+
+
 def test_a_follow_up_quotes_what_it_asks_not_what_the_first_question_asked(channel, auth, memory_process):
     """The passages are searched with the conversation's topic; the excerpts quoted from them are ranked against the
     follow-up itself. Ranked against the joined questions, they answered the first question again."""

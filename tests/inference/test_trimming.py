@@ -8,7 +8,7 @@ import pytest
 
 from jenkins_assistant.inference.model import ChatModel, SamplingParams
 from jenkins_assistant.inference.model_source import resolve_model
-from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, StreamTrimmer, trim_answer
+from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, HeadingEchoes, StreamTrimmer, trim_answer
 
 # A transcript-style prompt: SmolLM2 continues it by inventing the next "Human:" turns.
 TRANSCRIPT = ("The following is a conversation between a human and an AI assistant about Jenkins.\n"
@@ -62,3 +62,60 @@ def test_trim_answer(raw, clean):
     assert trim_answer(raw) == clean
     trimmer = StreamTrimmer()
     assert "".join(trimmer.feed(ch) for ch in raw) + trimmer.finish() == clean
+
+
+# Headings as the prompt shows them (Passage.heading) for the answers below, which are Qwen2.5-Coder-0.5B's own from
+# the golden set (var/eval), cut to the lines around each echo.
+HEADINGS = ["Running multiple steps > Finishing up", "withCredentials: Bind credentials to variables",
+            "Git Plugin > Pipelines > Git Credentials Binding", "Reverse proxy configuration"]
+TITLES = ["Running multiple steps", "withCredentials: Bind credentials to variables", "Git Plugin",
+          "Reverse proxy configuration"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        # inside a code block, cut short, with a number no passage has
+        ("```groovy\n    }\n}\n\n[7] Running multiple steps > Finishing\n```", "```groovy\n    }\n}\n\n```"),
+        # at the end, cut short by the model
+        ("Use `usernamePassword` [1].\n\n[7] withCredentials: Bind credentials to",
+         "Use `usernamePassword` [1]."),
+        # a title followed by a heading path the model misremembered, as a section title
+        ("You need the stored credentials:\n\n[1] Git Plugin > Pipelines > Credentials Binding\n### Using Credentials",
+         "You need the stored credentials:\n\n### Using Credentials"),
+        # dressed as markdown
+        ("Options:\n### [2] Reverse proxy configuration\n- rewrite `Location`",
+         "Options:\n- rewrite `Location`"),
+        ("**[2] Reverse proxy configuration**:\nSet `X-Forwarded-Host` [2].", "Set `X-Forwarded-Host` [2]."),
+        # an answer's own lines that start with a citation, or name a page within a sentence, stay
+        ("[1] says to add `failFast true` to the stage.", "[1] says to add `failFast true` to the stage."),
+        ("See [4] Reverse proxy configuration for the Apache example.",
+         "See [4] Reverse proxy configuration for the Apache example."),
+        ("[2] Reverse proxy configuration explains `X-Forwarded-Proto`.",
+         "[2] Reverse proxy configuration explains `X-Forwarded-Proto`."),
+        ("[1] Git", "[1] Git"),  # too little of a heading to tell
+        ("```groovy\ndef xs = []\n[1]\n```", "```groovy\ndef xs = []\n[1]\n```"),
+    ],
+)
+def test_lines_repeating_a_passage_heading_are_removed_as_they_stream(raw, clean):
+    echoes = HeadingEchoes(HEADINGS, TITLES)
+    assert trim_answer(raw, echoes) == clean
+    for step in (1, 2, 5):
+        trimmer = StreamTrimmer(echoes)
+        sent = [trimmer.feed(raw[i:i + step]) for i in range(0, len(raw), step)]
+        assert "".join(sent) + trimmer.finish() == clean
+        # Nothing sent is taken back: each delta extends what the user has already read.
+        assert clean.startswith("".join(sent))
+
+
+def test_text_after_a_possible_echo_is_released_once_the_line_shows_it_is_not_one():
+    trimmer = StreamTrimmer(HeadingEchoes(HEADINGS, TITLES))
+    assert trimmer.feed("Use the stage's options as follows:\n") == "Use the stage's options as follows:"
+    assert trimmer.feed("[1] Running multiple") == ""  # held: it may be a heading
+    assert trimmer.feed(" stages is done with `parallel`") == "\n[1] Running multiple stages is done with `parallel`"
+
+
+def test_without_headings_a_heading_line_is_answer_text():
+    raw = "Answer.\n[1] Reverse proxy configuration"
+    assert trim_answer(raw) == raw
+    assert trim_answer(raw, HeadingEchoes()) == raw
