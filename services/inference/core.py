@@ -471,7 +471,7 @@ class InferenceCore:
         receives the text, the engine's result and when the first delta came."""
         await turn.take_slot()
         assert turn.lease is not None
-        trimmer = StreamTrimmer(HeadingEchoes([p.heading for p in passages], [p.title for p in passages]))
+        trimmer = StreamTrimmer(HeadingEchoes.of(passages))
         parts: list[str] = []
         # Closed before the slot goes back, whichever way this ends: the engine stops generating (the embedded
         # worker at its next token, an upstream's HTTP stream at once).

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from jenkins_assistant.common.grounded_prompt import Passage
+
 # Lines a model starts when it begins writing the user's next turn (or the transcript's). The newline
 # keeps legitimate mid-sentence uses ("the AI: ...") from stopping generation.
 TURN_STOP_SEQUENCES = ("\nHuman:", "\nUser:", "\nAI:", "\nQuestion:", "\n### Human", "\n### User", "\n<|user|>")
@@ -40,7 +42,7 @@ _MIN_ECHO_CHARS = 8
 
 
 def _normalised(text: str) -> str:
-    return " ".join(text.strip().rstrip("*_: \t").split()).casefold()
+    return " ".join(text.rstrip("*_: \t").split()).casefold()
 
 
 class HeadingEchoes:
@@ -52,6 +54,11 @@ class HeadingEchoes:
     def __init__(self, headings: Sequence[str] = (), titles: Sequence[str] = ()) -> None:
         self._headings = [h for h in dict.fromkeys(map(_normalised, headings)) if h]
         self._paths = [f"{t} >" for t in dict.fromkeys(map(_normalised, titles)) if t]
+
+    @classmethod
+    def of(cls, passages: Sequence[Passage]) -> HeadingEchoes:
+        """The headings as the prompt shows them (passages_block): each passage's heading path and page title."""
+        return cls([p.heading for p in passages], [p.title for p in passages])
 
     def __bool__(self) -> bool:
         return bool(self._headings or self._paths)

@@ -219,7 +219,7 @@ def test_an_answer_line_that_repeats_a_passage_heading_never_reaches_the_user(ch
     removed = scrape_metric(inference_process, "jenkins_assistant_inference_heading_echoes_removed_total") - removed_before
     served = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
     passages = [Passage(s.title, s.url, s.passage, s.section) for s in events[1].sources.sources]
-    echoes = HeadingEchoes([p.heading for p in passages], [p.title for p in passages])
+    echoes = HeadingEchoes.of(passages)
 
     model = ChatModel(smollm2_settings, resolve_model(smollm2_settings))
     try:
