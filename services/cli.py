@@ -282,7 +282,13 @@ def evaluate(
     split: Annotated[str, typer.Option(help="tune, holdout or empty for both.")] = "",
     category: Annotated[list[str], typer.Option(help="Only these categories (repeatable).")] = [],  # noqa: B006
     limit: Annotated[int, typer.Option(min=0, help="At most this many items, spread over the categories.")] = 0,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer in tokens.")] = 256,
+    max_tokens: Annotated[int, typer.Option(
+        min=0, help="Longest answer in tokens; 0 = the server's default, as users get it.")] = 0,
+    sampling: Annotated[str, typer.Option(
+        help="greedy (reproducible, to compare settings) or served (the server's default temperature and top_p, "
+             "as users get them).")] = "greedy",
+    seed: Annotated[int, typer.Option(min=1, help="Sampling seed of every request (--sampling served: another "
+                                                  "seed is another sample of the answers).")] = 1,
     retrieval_k: Annotated[int, typer.Option(min=0, help="Passages per answer; 0 = server default.")] = 0,
     quotes: Annotated[bool, typer.Option(help="Answers close with quoted excerpts of their sources (--no-quotes: "
                                               "the generated text only).")] = True,
@@ -298,6 +304,8 @@ def evaluate(
     from jenkins_assistant.evaluation.golden import GOLDEN_PATH, load_golden
     from jenkins_assistant.evaluation.runner import RunConfig, run
 
+    if sampling not in ("greedy", "served"):
+        raise typer.BadParameter("--sampling is greedy or served")
     if compare:
         first, second = (json.loads(path.read_text(encoding="utf-8")) for path in compare)
         lines, table = report.compare(first, second)
@@ -317,12 +325,14 @@ def evaluate(
         seconds = time.perf_counter() - started
         model = f"retrieval only ({'hybrid' if hybrid else 'dense'}, {index})"
     else:
-        config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens, retrieval_k=retrieval_k,
-                           quotes=quotes, timeout_s=timeout)
+        config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens,
+                           temperature=0.0 if sampling == "greedy" else None, seed=seed,
+                           retrieval_k=retrieval_k, quotes=quotes, timeout_s=timeout)
         results, seconds = run(items, config)
         model = _model_name(target)
     meta = {"label": label or mode, "mode": mode, "split": split or "all", "limit": limit, "max_tokens": max_tokens,
-            "retrieval_k": retrieval_k, "quotes": quotes, "target": target, "seconds": round(seconds, 1),
+            "sampling": sampling, "seed": seed, "retrieval_k": retrieval_k, "quotes": quotes, "target": target,
+            "seconds": round(seconds, 1),
             "model": model}
     written = report.write_report(out, meta, [r.to_dict() for r in results])
     typer.echo(report.markdown_table(written["summary"], written["by_category"]))

@@ -1,8 +1,9 @@
 """Asking the golden questions through the real gRPC API of a running inference service.
 
-Each question is asked once, one at a time (so time to first token is not inflated by queueing), greedy
-(temperature 0, fixed seed) so that two runs differ only by what changed, in a fresh session of its own (a
-follow-up's session holds its earlier questions and their answers).
+Each question is asked once, one at a time (so time to first token is not inflated by queueing), with a fixed
+seed, in a fresh session of its own (a follow-up's session holds its earlier questions and their answers). Greedy
+by default (temperature 0), so that two runs differ only by what changed; `temperature=None` leaves sampling to
+the service's defaults, as users get it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class RunConfig:
     target: str
     token: str = ""
     mode: str = "full"
-    max_tokens: int = 256
+    max_tokens: int = 0  # the server's default, as users get it
+    temperature: float | None = 0.0  # greedy; None = the server's default
+    seed: int = 1
     retrieval_k: int = 0  # 0 = the server's default
     quotes: bool = True  # False: the generated text only (GenerationOptions.disable_quotes)
     timeout_s: float = 600.0
@@ -61,7 +64,8 @@ def _request(question: str, session_id: str, config: RunConfig):
 
     return inference_pb2.ChatRequest(
         question=question, session_id=session_id, owner="eval",
-        options=common_pb2.GenerationOptions(max_tokens=config.max_tokens, temperature=0.0, seed=1,
+        options=common_pb2.GenerationOptions(max_tokens=config.max_tokens, temperature=config.temperature,
+                                             seed=config.seed,
                                              retrieval_k=config.retrieval_k,
                                              disable_retrieval=config.mode == "bare",
                                              disable_quotes=not config.quotes),

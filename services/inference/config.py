@@ -181,7 +181,12 @@ class InferenceSettings(RetrievalSettings):
     max_question_chars: int = Field(4000, ge=1, le=100000, description="Longest question accepted.")
     default_max_tokens: int = Field(512, ge=1, le=32768, description="Answer length when the request sets none.")
     max_tokens_limit: int = Field(2048, ge=1, le=32768, description="Largest max_tokens a request may ask for.")
-    temperature: float = Field(0.2, ge=0, le=2, description="Default sampling temperature (0 = greedy).")
+    temperature: float = Field(
+        0.0, ge=0, le=2,
+        description="Default sampling temperature (0 = greedy). Greedy answers hold more of the passages' facts in "
+        "the model's own words than 0.2 with top_p 0.9 did (golden set, 512 tokens, same session: 0.367 against "
+        "0.294 and 0.332 for two seeds; with the quotes 0.514 against 0.494 and 0.514), and the same question gets "
+        "the same answer.")
     top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling.")
     repeat_penalty: float = Field(1.1, ge=1, le=2, description="Penalty small models need against loops.")
     retrieval_k: int = Field(

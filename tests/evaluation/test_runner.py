@@ -23,3 +23,16 @@ def test_a_follow_up_is_asked_after_its_earlier_questions_in_one_session(inferen
         history = memory_pb2_grpc.MemoryServiceStub(channel).GetHistory(memory_pb2.GetHistoryRequest(
             session_id=f"eval-{config.run_id}-{item.id}", owner="eval", k=5))
     assert [turn.user_text for turn in history.turns] == [*item.earlier, item.question]
+
+
+def test_greedy_runs_send_temperature_0_and_served_runs_leave_sampling_to_the_server():
+    """`--sampling served` leaves temperature and top_p to the service's defaults, as users get them; greedy runs
+    send 0. Both are seeded, and by default the answer's length is the service's default too (max_tokens 0)."""
+    from jenkins_assistant.evaluation.runner import _request
+
+    greedy = _request("How do I archive artifacts?", "s", RunConfig(target="unused", max_tokens=256))
+    assert greedy.options.HasField("temperature") and greedy.options.temperature == 0.0
+    assert greedy.options.seed == 1 and greedy.options.max_tokens == 256
+    served = _request("How do I archive artifacts?", "s", RunConfig(target="unused", temperature=None, seed=2))
+    assert not served.options.HasField("temperature") and served.options.seed == 2
+    assert served.options.max_tokens == 0
