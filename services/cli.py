@@ -16,6 +16,7 @@ import getpass
 import os
 import sys
 import uuid
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -269,6 +270,13 @@ def explain(
             raise typer.Exit(1) from None
 
 
+class Sampling(str, Enum):
+    """How the harness's answers are decoded."""
+
+    greedy = "greedy"
+    served = "served"
+
+
 @app.command("eval")
 def evaluate(
     target: Target = DEFAULT_TARGET,
@@ -284,9 +292,9 @@ def evaluate(
     limit: Annotated[int, typer.Option(min=0, help="At most this many items, spread over the categories.")] = 0,
     max_tokens: Annotated[int, typer.Option(
         min=0, help="Longest answer in tokens; 0 = the server's default, as users get it.")] = 0,
-    sampling: Annotated[str, typer.Option(
+    sampling: Annotated[Sampling, typer.Option(
         help="greedy (reproducible, to compare settings) or served (the server's default temperature and top_p, "
-             "as users get them).")] = "greedy",
+             "as users get them).")] = Sampling.greedy,
     seed: Annotated[int, typer.Option(min=1, help="Sampling seed of every request (--sampling served: another "
                                                   "seed is another sample of the answers).")] = 1,
     retrieval_k: Annotated[int, typer.Option(min=0, help="Passages per answer; 0 = server default.")] = 0,
@@ -304,8 +312,6 @@ def evaluate(
     from jenkins_assistant.evaluation.golden import GOLDEN_PATH, load_golden
     from jenkins_assistant.evaluation.runner import RunConfig, run
 
-    if sampling not in ("greedy", "served"):
-        raise typer.BadParameter("--sampling is greedy or served")
     if compare:
         first, second = (json.loads(path.read_text(encoding="utf-8")) for path in compare)
         lines, table = report.compare(first, second)
@@ -326,12 +332,12 @@ def evaluate(
         model = f"retrieval only ({'hybrid' if hybrid else 'dense'}, {index})"
     else:
         config = RunConfig(target=target, token=token, mode=mode, max_tokens=max_tokens,
-                           temperature=0.0 if sampling == "greedy" else None, seed=seed,
+                           temperature=0.0 if sampling is Sampling.greedy else None, seed=seed,
                            retrieval_k=retrieval_k, quotes=quotes, timeout_s=timeout)
         results, seconds = run(items, config)
         model = _model_name(target)
     meta = {"label": label or mode, "mode": mode, "split": split or "all", "limit": limit, "max_tokens": max_tokens,
-            "sampling": sampling, "seed": seed, "retrieval_k": retrieval_k, "quotes": quotes, "target": target,
+            "sampling": sampling.value, "seed": seed, "retrieval_k": retrieval_k, "quotes": quotes, "target": target,
             "seconds": round(seconds, 1),
             "model": model}
     written = report.write_report(out, meta, [r.to_dict() for r in results])

@@ -195,4 +195,3 @@ def test_a_passage_extends_into_the_following_chunks_of_its_section(tmp_path: Pa
     for hit in hits:
         own = [c for c in plain.chunks if c.doc_id == hit.chunk.doc_id and c.section == hit.chunk.section]
         assert any(c.text in hit.chunk.text for c in own)
-
