@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,15 +76,20 @@ def _previous_state(out_dir: Path, settings: RetrievalSettings, embedder: Embedd
         or manifest.get("embedding_model") != embedder.name
     ):
         return manifest, {}, {}
-    chunks = read_chunks(out_dir)
     vectors = np.load(out_dir / EMBEDDINGS)
-    by_text = {chunk.embedding_text: vectors[row] for row, chunk in enumerate(chunks)}
     if (
         manifest.get("chunk_chars") != settings.chunk_chars
         or manifest.get("chunk_overlap_chars") != settings.chunk_overlap_chars
         or manifest.get("splitter") != SPLITTER
     ):
-        return manifest, {}, by_text
+        # Another splitter may have written other fields per chunk: only the embedded text is read back.
+        known = {f.name for f in fields(Chunk)}
+        with open(out_dir / CHUNKS, encoding="utf-8") as lines:
+            others = [Chunk(**{k: v for k, v in json.loads(line).items() if k in known})
+                      for line in lines if line.strip()]
+        return manifest, {}, {chunk.embedding_text: vectors[row] for row, chunk in enumerate(others)}
+    chunks = read_chunks(out_dir)
+    by_text = {chunk.embedding_text: vectors[row] for row, chunk in enumerate(chunks)}
     by_doc: dict[str, list[int]] = {}
     for row, chunk in enumerate(chunks):
         by_doc.setdefault(chunk.doc_id, []).append(row)
