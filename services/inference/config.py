@@ -89,6 +89,12 @@ class RetrievalSettings(ServerSettings):
         "same greedy prompts: 0.221 -> 0.225 on 37 tune questions, 0.230 -> 0.270 on the 29 holdout ones (abstention "
         "unchanged), for about 30% more prompt tokens (715 -> 936).",
     )
+    passage_max_repeat: float = Field(
+        0.8, ge=0, le=1,
+        description="A passage whose word 8-grams are this share or more already in better-ranked passages is "
+        "skipped and the next one served: the installation guides repeat whole sections (5 of the 6 passages for "
+        "one golden question were the same paragraph from 5 pages). 1 = serve repeats too.",
+    )
 
 
 class InferenceSettings(RetrievalSettings):

@@ -195,3 +195,38 @@ def test_a_passage_extends_into_the_following_chunks_of_its_section(tmp_path: Pa
     for hit in hits:
         own = [c for c in plain.chunks if c.doc_id == hit.chunk.doc_id and c.section == hit.chunk.section]
         assert any(c.text in hit.chunk.text for c in own)
+
+
+def test_a_passage_that_better_passages_already_hold_is_skipped(tmp_path: Path, settings, embedder):
+    # The installation guides repeat their setup wizard section word for word; five of one golden question's six
+    # passages were that paragraph from five pages.
+    wizard = ("## Unlocking Jenkins\n\nThe Jenkins console log shows the initial administrator password, also "
+              "stored in secrets/initialAdminPassword in the Jenkins home directory. Enter it in the setup wizard.\n")
+    guides = [CorpusDocument(id=f"docs:install-{system}", url=f"https://www.jenkins.io/doc/book/installing/{system}/",
+                             title=f"Installing on {system}", source="jenkins_docs", license="CC-BY-SA-4.0",
+                             text=f"# Installing on {system}\n\n{wizard}")
+              for system in ("linux", "macos", "windows")]
+    reset = CorpusDocument(id="docs:reset", url="https://www.jenkins.io/doc/book/security/reset-admin-password/",
+                           title="Reset the administrator password", source="jenkins_docs", license="CC-BY-SA-4.0",
+                           text="# Reset the administrator password\n\nSet useSecurity to false in config.xml and "
+                                "restart Jenkins to sign in without the administrator password.")
+    out = tmp_path / "index"
+    build_index(guides + [reset], out, settings, embedder)
+    question = "Where is the initial administrator password of a new Jenkins?"
+
+    repeats = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, max_repeat=1.0)
+    assert all(hit.chunk.doc_id.startswith("docs:install-") for hit in repeats.search(question, 3))
+
+    distinct = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, max_repeat=0.8)
+    hits = distinct.search(question, 3)
+    # The best-ranked copy stays, the reset page moves up into the freed slot, and nothing else is left to serve.
+    assert hits[0].chunk.doc_id == repeats.search(question, 1)[0].chunk.doc_id
+    assert [hit.chunk.doc_id for hit in hits[1:]] == ["docs:reset"]
+
+
+def test_word_ngrams_ignore_line_breaks_and_markup():
+    from jenkins_assistant.inference.retrieval.index import word_ngrams
+
+    assert word_ngrams("**Note:**\n- The console log\nshows it.") == word_ngrams("Note: the console log shows it")
+    assert word_ngrams("") == {()}
+    assert len(word_ngrams(" ".join(f"w{n}" for n in range(10)))) == 3

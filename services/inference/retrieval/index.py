@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,6 +68,13 @@ def join_overlapping(first: str, second: str, max_overlap: int = 400) -> str:
     return f"{first}\n{second}"
 
 
+def word_ngrams(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    """The text's runs of n lower-cased words (all of it as one run when it is shorter): how much of one passage
+    another repeats, whatever their line breaks and markup."""
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[start:start + n]) for start in range(max(1, len(words) - n + 1))}
+
+
 def read_manifest(index_dir: Path) -> dict | None:
     path = Path(index_dir) / MANIFEST
     if not path.is_file():
@@ -81,7 +89,7 @@ def read_chunks(index_dir: Path) -> list[Chunk]:
 
 class RetrievalIndex:
     def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool,
-                 keyword_weight: float = 0.5, rrf_k: int = 10, neighbors: int = 0) -> None:
+                 keyword_weight: float = 0.5, rrf_k: int = 10, neighbors: int = 0, max_repeat: float = 1.0) -> None:
         import faiss
 
         index_dir = Path(index_dir)
@@ -106,6 +114,7 @@ class RetrievalIndex:
         self._keyword_weight = keyword_weight
         self._rrf_k = rrf_k
         self._neighbors = neighbors
+        self._max_repeat = max_repeat
         self._bm25 = None
         if hybrid:
             import bm25s
@@ -122,7 +131,7 @@ class RetrievalIndex:
         """The index as RetrievalSettings configure it (hybrid may be forced off for an index built without BM25)."""
         return cls(index_dir or settings.index_dir, embedder, settings.faiss_threads,
                    settings.hybrid if hybrid is None else hybrid, settings.keyword_weight, settings.rrf_k,
-                   settings.passage_neighbors)
+                   settings.passage_neighbors, settings.passage_max_repeat)
 
     @property
     def hybrid(self) -> bool:
@@ -146,11 +155,13 @@ class RetrievalIndex:
 
     def search(self, query: str, k: int) -> list[Hit]:
         """The k best passages, best first: a chunk, extended with the `neighbors` chunks that follow it in its
-        section. Scores: cosine similarity (dense) or fused RRF score (hybrid)."""
-        # Extending merges a following chunk that ranked too; the ranking then needs more candidates to fill k.
+        section, unless better passages already hold most of its text. Scores: cosine similarity (dense) or fused
+        RRF score (hybrid)."""
+        # Extending merges a following chunk that ranked too, and repeats are skipped: the ranking needs more
+        # candidates than k to fill k.
         wanted = k * (self._neighbors + 1)
-        depth = min(len(self.chunks), max(wanted * 5, 50) if self._bm25 else wanted)
-        if depth == 0:
+        depth = min(len(self.chunks), max(wanted * 5, 50))
+        if depth == 0 or k == 0:
             return []
         dense = self._dense(query, depth)
         if self._bm25 is None:
@@ -162,26 +173,32 @@ class RetrievalIndex:
             for rank, i in enumerate(self._keyword(query, depth)):
                 fused[i] = fused.get(i, 0.0) + self._keyword_weight / (self._rrf_k + rank + 1)
             ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
-        if not self._neighbors:
-            return [Hit(self.chunks[i], score) for i, score in ranked[:k]]
-        return self._extended(ranked, k)
+        return self._passages(ranked, k)
 
-    def _extended(self, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
+    def _passages(self, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
         hits: list[Hit] = []
         used: set[int] = set()
+        served: set[tuple[str, ...]] = set()  # word 8-grams of the passages chosen so far
         for i, score in ranked:
             if len(hits) == k:
                 break
             if i in used:  # already the tail of a better-ranked passage
                 continue
             chunk, text, last = self.chunks[i], self.chunks[i].text, i
-            used.add(i)
+            tail = []
             for j in range(i + 1, min(i + 1 + self._neighbors, len(self.chunks))):
                 following = self.chunks[j]
                 if j in used or following.doc_id != chunk.doc_id or following.section != chunk.section:
                     break
                 text, last = join_overlapping(text, following.text), j
-                used.add(j)
+                tail.append(j)
+            if self._max_repeat < 1:
+                grams = word_ngrams(text)
+                if len(grams & served) >= self._max_repeat * len(grams):
+                    continue  # the same paragraph from another page: it would take a slot and add nothing
+                served |= grams
+            used.add(i)
+            used.update(tail)
             hits.append(Hit(chunk if last == i else replace(chunk, text=text), score))
         return hits
 
