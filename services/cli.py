@@ -338,8 +338,7 @@ def evaluate(
         model = _model_name(target)
     meta = {"label": label or mode, "mode": mode, "split": split or "all", "limit": limit, "max_tokens": max_tokens,
             "sampling": sampling.value, "seed": seed, "retrieval_k": retrieval_k, "quotes": quotes, "target": target,
-            "seconds": round(seconds, 1),
-            "model": model}
+            "seconds": round(seconds, 1), "model": model}
     written = report.write_report(out, meta, [r.to_dict() for r in results])
     typer.echo(report.markdown_table(written["summary"], written["by_category"]))
     typer.echo("\n".join(report.figure_lines(written["summary"])))

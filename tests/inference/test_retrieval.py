@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from jenkins_assistant.inference.config import RetrievalSettings
 from jenkins_assistant.inference.retrieval.builder import build_index
 from jenkins_assistant.inference.retrieval.chunking import Chunker
 from jenkins_assistant.inference.retrieval.embeddings import load_embedder
-from jenkins_assistant.inference.retrieval.index import RetrievalIndex
+from jenkins_assistant.inference.retrieval.index import CHUNKS, EMBEDDINGS, RetrievalIndex
 from tests.inference.retrieval_questions import QUESTIONS, recall_at_5
 
 PIPELINE_DOC = CorpusDocument(
@@ -88,8 +89,11 @@ def test_incremental_rebuild_embeds_only_changed_documents(tmp_path: Path, setti
     first = build_index(_corpus(), out, settings, embedder)
     assert first.embedded_chunks == first.chunks > 3 and not first.unchanged
 
+    # Unchanged corpus and settings: the manifest alone says so, the vectors are not read.
+    (out / EMBEDDINGS).rename(tmp_path / "vectors.npy")
     again = build_index(_corpus(), out, settings, embedder)
     assert again.unchanged and again.corpus_sha256 == first.corpus_sha256
+    (tmp_path / "vectors.npy").rename(out / EMBEDDINGS)
 
     changed = build_index(_corpus(" Inbound agents connect with a secret."), out, settings, embedder)
     assert changed.embedded_chunks == 1 and changed.reused_chunks == changed.chunks - 1
@@ -108,12 +112,17 @@ def test_a_rebuild_with_new_chunking_reuses_the_vectors_of_unchanged_passages(tm
     import numpy as np
 
     from jenkins_assistant.inference.retrieval import builder
-    from jenkins_assistant.inference.retrieval.index import EMBEDDINGS, read_chunks, read_manifest
+    from jenkins_assistant.inference.retrieval.index import read_chunks, read_manifest
 
     out = tmp_path / "index"
     first = build_index(_corpus(), out, settings, embedder)
     vectors = np.load(out / EMBEDDINGS)
 
+    # The other splitter recorded a field per chunk that this version does not know: the index is still read.
+    lines = (out / CHUNKS).read_text(encoding="utf-8").splitlines()
+    (out / CHUNKS).write_text("".join(json.dumps({**json.loads(line), "opened_by": None}) + "\n" for line in lines),
+                              encoding="utf-8")
+    assert [chunk.text for chunk in read_chunks(out)] == [json.loads(line)["text"] for line in lines]
     monkeypatch.setattr(builder, "SPLITTER", "a splitter that records more about the same passages")
     resplit = build_index(_corpus(), out, settings, embedder)
     assert not resplit.unchanged and resplit.embedded_chunks == 0 and resplit.reused_chunks == first.chunks

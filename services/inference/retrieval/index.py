@@ -1,9 +1,9 @@
 """The on-disk retrieval index and searching it.
 
 Layout of an index directory:
-    manifest.json    corpus hash, embedding model, chunk settings, per-document content hashes
+    manifest.json    corpus hash, embedding model, chunk settings, sources and licences
     chunks.jsonl     one Chunk per line (text, title, public URL, licence), row i = vector i
-    embeddings.npy   float32 [chunks, dim] unit vectors (kept so a rebuild re-embeds only changed documents)
+    embeddings.npy   float32 [chunks, dim] unit vectors (kept so a rebuild re-embeds only changed passages)
     index.faiss      exact inner-product index over the embeddings (= cosine similarity)
     bm25/            bm25s keyword index over the same chunks (hybrid retrieval)
 
@@ -23,7 +23,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +83,12 @@ def read_manifest(index_dir: Path) -> dict | None:
 
 
 def read_chunks(index_dir: Path) -> list[Chunk]:
+    """The index's chunks, row i = vector i. Fields this version's Chunk does not have are left out: another
+    splitter may have recorded more per chunk (the builder reads such an index to reuse its vectors)."""
+    known = {field.name for field in fields(Chunk)}
     with open(Path(index_dir) / CHUNKS, encoding="utf-8") as lines:
-        return [Chunk(**json.loads(line)) for line in lines if line.strip()]
+        return [Chunk(**{key: value for key, value in json.loads(line).items() if key in known})
+                for line in lines if line.strip()]
 
 
 class RetrievalIndex:
@@ -159,10 +163,9 @@ class RetrievalIndex:
         RRF score (hybrid)."""
         # Extending merges a following chunk that ranked too, and repeats are skipped: the ranking needs more
         # candidates than k to fill k.
-        wanted = k * (self._neighbors + 1)
-        depth = min(len(self.chunks), max(wanted * 5, 50))
-        if depth == 0 or k == 0:
+        if k <= 0 or not self.chunks:
             return []
+        depth = min(len(self.chunks), max(k * (self._neighbors + 1) * 5, 50))
         dense = self._dense(query, depth)
         if self._bm25 is None:
             ranked = dense
