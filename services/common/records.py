@@ -146,7 +146,7 @@ class SourceRef:
 
 
 RATINGS = ("helpful", "not_helpful")
-FINISH_REASONS = ("stop", "length", "cancelled")
+FINISH_REASONS = ("stop", "length", "cancelled", "repetition")
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_s", "retrieval_ms",
                 "total_ms", "queue_ms")
 
@@ -177,7 +177,10 @@ def finish_reason_to_pb(reason: str) -> int:
 
 
 def finish_reason_from_pb(value: int) -> str:
-    return {1: "stop", 2: "length", 3: "cancelled"}.get(value, "")
+    """One of FINISH_REASONS, or '' for FINISH_REASON_UNSPECIFIED (or a value this build does not know)."""
+    name = common_pb2.FinishReason.Name(value) if value in common_pb2.FinishReason.values() else ""
+    reason = name.removeprefix("FINISH_REASON_").lower()
+    return reason if reason in FINISH_REASONS else ""
 
 
 @dataclass

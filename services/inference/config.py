@@ -195,6 +195,12 @@ class InferenceSettings(RetrievalSettings):
         "the same answer.")
     top_p: float = Field(0.9, gt=0, le=1, description="Default nucleus sampling.")
     repeat_penalty: float = Field(1.1, ge=1, le=2, description="Penalty small models need against loops.")
+    repetition_stop_chars: int = Field(
+        200, ge=0, le=100000,
+        description="Stop an answer once it repeats its own earlier text verbatim for this many characters, where the "
+        "repeat began (finish reason 'repetition'); 0 = never. Greedy, the default model starts over in about one "
+        "answer in 17 (7 of the 122 golden answers) and repeats a paragraph or a Jenkinsfile until max_tokens; none "
+        "of the 562 distinct answers in this round's eval reports repeated 200 characters in any other way.")
     retrieval_k: int = Field(
         6, ge=1, le=50,
         description="Passages put in the prompt by default. 6 instead of 4, same session, all 122 golden questions "

@@ -56,7 +56,12 @@ from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messag
 from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
 from jenkins_assistant.inference.slots import SlotPool
-from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, HeadingEchoes, StreamTrimmer
+from jenkins_assistant.inference.trimming import (
+    TURN_STOP_SEQUENCES,
+    HeadingEchoes,
+    RepetitionGuard,
+    StreamTrimmer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +138,7 @@ class Usage:
 
 @dataclass
 class Finished:
-    finish_reason: str  # "stop" | "length" | "cancelled"
+    finish_reason: str  # "stop" | "length" | "cancelled" | "repetition"
     usage: Usage
     warnings: list[str] = field(default_factory=list)  # what went wrong after the metadata (storing the exchange)
 
@@ -467,24 +472,39 @@ class InferenceCore:
     async def generate(self, turn: _Turn, prompt: Prompt, params: SamplingParams, out: Generated,
                        passages: Sequence[Passage] = ()) -> AsyncIterator[TextDelta]:
         """The answer's text deltas, trimmed (of lines that only repeat the heading of one of the `passages` in the
-        prompt too); takes the turn's slot if it has none yet and gives it back once generation is over. `out`
-        receives the text, the engine's result and when the first delta came."""
+        prompt too) and stopped where the answer starts repeating itself; takes the turn's slot if it has none yet and
+        gives it back once generation is over. `out` receives the text, the engine's result and when the first delta
+        came."""
         await turn.take_slot()
         assert turn.lease is not None
         trimmer = StreamTrimmer(HeadingEchoes.of(passages))
+        guard = RepetitionGuard(self.settings.repetition_stop_chars)
         parts: list[str] = []
-        # Closed before the slot goes back, whichever way this ends: the engine stops generating (the embedded
-        # worker at its next token, an upstream's HTTP stream at once).
+        started, first_piece_at, pieces_seen = time.perf_counter(), None, 0
+        # Closed before the slot goes back, whichever way this ends (a repetition stop included): the engine stops
+        # generating (the embedded worker at its next token, an upstream's HTTP stream at once).
         async with contextlib.aclosing(turn.lease.slot.stream(prompt, params, turn.lease)) as pieces:
             async for piece in pieces:
                 if isinstance(piece, GenerationResult):
                     out.result = piece
-                elif text := trimmer.feed(piece):
+                    continue
+                pieces_seen += 1
+                first_piece_at = first_piece_at or time.perf_counter()
+                if text := guard.feed(trimmer.feed(piece)):
                     out.first_delta_at = out.first_delta_at or time.perf_counter()
                     parts.append(text)
                     yield TextDelta(text)
+                if guard.stopped:
+                    break
+        if guard.stopped:
+            # The engine was closed before its own result: the counts are the pieces it streamed (a token each).
+            ended = time.perf_counter()
+            out.result = GenerationResult(text="".join(parts), finish_reason="repetition",
+                                          prompt_tokens=prompt.n_tokens, completion_tokens=pieces_seen,
+                                          time_to_first_token_s=(first_piece_at or ended) - started,
+                                          generation_s=ended - started)
         assert out.result is not None
-        if text := trimmer.finish():
+        if text := guard.feed(trimmer.finish()) + guard.finish():
             out.first_delta_at = out.first_delta_at or time.perf_counter()
             parts.append(text)
             yield TextDelta(text)

@@ -28,6 +28,7 @@ _FINISH = {
     "stop": common_pb2.FINISH_REASON_STOP,
     "length": common_pb2.FINISH_REASON_LENGTH,
     "cancelled": common_pb2.FINISH_REASON_CANCELLED,
+    "repetition": common_pb2.FINISH_REASON_REPETITION,
 }
 _RATING = {common_pb2.RATING_HELPFUL: "helpful", common_pb2.RATING_NOT_HELPFUL: "not_helpful"}
 _FINDING = {"security_warning": common_pb2.PLUGIN_FINDING_KIND_SECURITY_WARNING,

@@ -76,6 +76,34 @@ def test_chat_without_index_or_memory_warns_and_answers(core):
     assert finished.warnings == []  # nothing to store without a memory service, so nothing failed
 
 
+# Greedy SmolLM2 answers this by writing one list line ("- Pipelines:") again and again until max_tokens.
+LOOPING_QUESTION = "Write a numbered list of 100 Jenkins plugins, one per line."
+
+
+def repeats(text: str, chars: int) -> bool:
+    """Whether some `chars` characters of text occur twice in it."""
+    return any(text.find(text[i:i + chars], i + 1) >= 0 for i in range(len(text) - chars + 1))
+
+
+def test_an_answer_that_starts_repeating_itself_stops_where_the_repeat_began(core):
+    options = ChatOptions(max_tokens=160, temperature=0.0)
+    never_stops = InferenceCore(core.settings.model_copy(update={"repetition_stop_chars": 0}), core.model,
+                                index=None, memory=None)
+    try:
+        unguarded = collect(never_stops, ChatQuery(question=LOOPING_QUESTION, options=options))
+    finally:
+        asyncio.run(never_stops.close())
+    looped = answer_text(unguarded)
+    assert unguarded[-1].finish_reason == "length" and repeats(looped, 200)  # the model does loop here
+
+    events = collect(core, ChatQuery(question=LOOPING_QUESTION, options=options))
+    answer, finished = answer_text(events), events[-1]
+    assert isinstance(finished, Finished) and finished.finish_reason == "repetition"
+    # The same greedy answer up to the repeat, without it, and generation ended there.
+    assert looped.startswith(answer) and len(answer) < len(looped) and not repeats(answer, 200)
+    assert 0 < finished.usage.completion_tokens < unguarded[-1].usage.completion_tokens == 160
+
+
 def test_prompt_drops_passages_then_history_to_leave_room_for_the_answer(core):
     passage = Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/", "stage steps " * 150)
     history = [Exchange("What is an agent?", "A machine that runs builds. " * 20)] * 3

@@ -8,7 +8,13 @@ import pytest
 
 from jenkins_assistant.inference.model import ChatModel, SamplingParams
 from jenkins_assistant.inference.model_source import resolve_model
-from jenkins_assistant.inference.trimming import TURN_STOP_SEQUENCES, HeadingEchoes, StreamTrimmer, trim_answer
+from jenkins_assistant.inference.trimming import (
+    TURN_STOP_SEQUENCES,
+    HeadingEchoes,
+    RepetitionGuard,
+    StreamTrimmer,
+    trim_answer,
+)
 
 # A transcript-style prompt: SmolLM2 continues it by inventing the next "Human:" turns.
 TRANSCRIPT = ("The following is a conversation between a human and an AI assistant about Jenkins.\n"
@@ -119,3 +125,67 @@ def test_without_headings_a_heading_line_is_answer_text():
     raw = "Answer.\n[1] Reverse proxy configuration"
     assert trim_answer(raw) == raw
     assert trim_answer(raw, HeadingEchoes()) == raw
+
+
+# Shapes of the golden answers that started over (var/eval reports): a paragraph said again, a Jenkinsfile again.
+PARAGRAPH = ("To give a credential only to the pipelines of Team-A, you can configure the credentials in a folder. This "
+             "involves specifying the scope of the credentials to be used by Team-A pipelines, so other jobs never "
+             "see them.")
+JENKINSFILE = ("```groovy\npipeline {\n    agent any\n    stages {\n        stage('Build') {\n            steps {\n"
+               "                sh './gradlew build'\n            }\n        }\n        stage('Test') {\n"
+               "            steps {\n                sh './gradlew check'\n            }\n        }\n    }\n}\n```\n")
+
+
+def stream_through(guard: RepetitionGuard, text: str, step: int) -> tuple[list[str], str]:
+    sent = [guard.feed(text[i:i + step]) for i in range(0, len(text), step)]
+    return sent, "".join(sent) + guard.finish()
+
+
+@pytest.mark.parametrize("step", [1, 3, 7])
+def test_an_answer_that_starts_over_stops_at_the_end_of_the_line_the_repeat_began_in(step):
+    raw = PARAGRAPH + "\n\nTo give it only to Team-A" + PARAGRAPH[PARAGRAPH.index(","):] + "\n\n" + PARAGRAPH
+    guard = RepetitionGuard(100)
+    _sent, answer = stream_through(guard, raw, step)
+    assert guard.stopped
+    # The second paragraph began new and then repeated the first: it ends with its first sentence.
+    assert answer == PARAGRAPH + "\n\nTo give it only to Team-A, you can configure the credentials in a folder."
+
+
+@pytest.mark.parametrize("step", [2, 5])
+def test_a_jenkinsfile_written_again_stops_before_it(step):
+    raw = "Use a `Test` stage:\n\n" + JENKINSFILE + "\nOr, as a whole:" + ("\n\n" + JENKINSFILE) * 3
+    guard = RepetitionGuard(120)
+    _sent, answer = stream_through(guard, raw, step)
+    assert guard.stopped
+    assert answer == "Use a `Test` stage:\n\n" + JENKINSFILE + "\nOr, as a whole:"
+
+
+@pytest.mark.parametrize("step", [2, 5])
+def test_a_repeat_that_begins_inside_a_code_block_leaves_the_block_closed(step):
+    changed = JENKINSFILE.replace("agent any", "agent { label 'linux' }")
+    raw = "Any agent:\n\n" + JENKINSFILE + "\nOn Linux:\n\n" + changed
+    guard = RepetitionGuard(120)
+    _sent, answer = stream_through(guard, raw, step)
+    assert guard.stopped
+    # The second Jenkinsfile repeats the first after its agent line: it ends there, its block closed.
+    assert answer == ("Any agent:\n\n" + JENKINSFILE + "\nOn Linux:\n\n```groovy\npipeline {\n"
+                      "    agent { label 'linux' }\n```")
+    assert guard.feed("more text") == "" and guard.finish() == ""
+
+
+@pytest.mark.parametrize("step", [1, 4, 9])
+def test_repeats_shorter_than_the_limit_are_held_only_while_they_repeat(step):
+    line = "archiveArtifacts artifacts: 'build/libs/**/*.jar', fingerprint: true\n"  # 70 characters, said twice
+    raw = f"Declarative:\n{line}Scripted:\n{line}Both keep the jar with the build's record."
+    guard = RepetitionGuard(100)
+    sent, answer = stream_through(guard, raw, step)
+    assert not guard.stopped and answer == raw
+    assert raw.startswith("".join(sent))  # nothing sent is taken back
+    # Held while it repeated, the second copy went out as soon as the text moved on.
+    assert "".join(sent).count(line) == 2
+
+
+def test_without_a_limit_text_streams_as_it_comes():
+    guard = RepetitionGuard(0)
+    assert [guard.feed(piece) for piece in (PARAGRAPH, PARAGRAPH, PARAGRAPH)] == [PARAGRAPH] * 3
+    assert not guard.stopped and guard.finish() == ""

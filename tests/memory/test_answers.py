@@ -14,7 +14,7 @@ import redis
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.clients import token_sha256
 from jenkins_assistant.common.errors import InvalidInput, NotFound
-from jenkins_assistant.common.records import AnswerFeedback, AnswerRecord
+from jenkins_assistant.common.records import FINISH_REASONS, AnswerFeedback, AnswerRecord
 from jenkins_assistant.memory.config import MemorySettings
 from jenkins_assistant.memory.core import MemoryStore
 from jenkins_assistant.v1 import common_pb2, memory_pb2, memory_pb2_grpc
@@ -44,6 +44,16 @@ def run_store(settings: MemorySettings, body):
 
 
 # ------------------------------------------------------------------ core
+def test_every_finish_reason_of_the_contract_survives_a_stored_record():
+    # A reason the contract gains (repetition did) must not come back from memory as "" (unknown).
+    named = [common_pb2.FinishReason.Name(value).removeprefix("FINISH_REASON_").lower()
+             for value in common_pb2.FinishReason.values() if value]
+    assert sorted(named) == sorted(FINISH_REASONS)
+    for reason in FINISH_REASONS:
+        assert AnswerRecord.from_pb(answer(finish_reason=reason).to_pb()).finish_reason == reason
+    assert AnswerRecord.from_pb(answer(finish_reason="").to_pb()).finish_reason == ""
+
+
 def test_record_rate_and_list_round_trip_without_owner_or_session(redis_url):
     settings = MemorySettings(redis_url=redis_url)
 

@@ -111,6 +111,7 @@ async function explain(body) {
         const usage = data.usage || {};
         const notes = [];
         if (data.finish_reason === "length") notes.push("Explanation cut at the length limit.");
+        if (data.finish_reason === "repetition") notes.push("Explanation stopped where it began to repeat itself.");
         if (usage.completion_tokens) notes.push(`${usage.completion_tokens} tokens.`);
         status.textContent = notes.join(" ");
         for (const warning of data.warnings || []) article.append(element("p", "notes", "Note: " + warning));
