@@ -10,7 +10,8 @@ from pathlib import Path
 
 # The figures printed as `name=value` lines, in this order.
 FIGURES = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "cited",
-           "abstention", "false_abstention", "ttft_p50_s", "tokens_per_s", "prompt_tokens", "errors", "items")
+           "abstention", "false_abstention", "ttft_p50_s", "tokens_per_s", "prompt_tokens", "completion_tokens",
+           "stopped_repeating", "errors", "items")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -35,6 +36,9 @@ def aggregate(results: list[dict]) -> dict:
         "ttft_p50_s": round(statistics.median(ttfts), 3) if ttfts else None,
         "tokens_per_s": _mean([r["tokens_per_s"] for r in ok if r["tokens_per_s"] > 0]),
         "prompt_tokens": _mean([float(r["prompt_tokens"]) for r in ok]),
+        "completion_tokens": _mean([float(r.get("completion_tokens", 0)) for r in ok]),
+        # Answers the service stopped where they began to repeat themselves (RepetitionGuard).
+        "stopped_repeating": _mean([float(r.get("finish_reason") == "FINISH_REASON_REPETITION") for r in ok]),
         "errors": len(results) - len(ok),
         "items": len(results),
     }

@@ -110,6 +110,14 @@ def _result(item_id: str, recall: float, ttft: float, answerable: bool = True) -
                       "cited": True, "abstained": False}}
 
 
+def test_the_summary_counts_answers_stopped_for_repeating_themselves():
+    looped = {**_result("a", 1.0, 8.0), "completion_tokens": 120, "finish_reason": "FINISH_REASON_REPETITION"}
+    ended = {**_result("b", 0.5, 9.0), "completion_tokens": 300, "finish_reason": "FINISH_REASON_STOP"}
+    summary = report.aggregate([looped, ended])
+    assert summary["stopped_repeating"] == 0.5 and summary["completion_tokens"] == 210
+    assert "stopped_repeating=0.5" in report.figure_lines(summary)
+
+
 def test_aggregate_and_paired_comparison():
     before = {"items": [_result("a", 0.0, 10.0), _result("b", 0.5, 12.0)]}
     after = {"items": [_result("a", 1.0, 8.0), _result("b", 0.5, 9.0), _result("c", 1.0, 1.0)]}
