@@ -27,7 +27,7 @@ from tests.inference.fixtures import TEST_TOKEN, wait_for_metric
 
 MODEL_ALIAS = "smollm2-upstream"
 QUESTION = "How do I define stages in a declarative Jenkins pipeline?"
-# Greedy SmolLM2 answers this with hundreds of tokens (438 measured): long enough to outlast a short deadline.
+# Greedy SmolLM2 answers this with hundreds of tokens (438 measured; it loops): long enough to outlast a short deadline.
 LONG_QUESTION = "Write a numbered list of 100 Jenkins plugins, one per line."
 # Seen in llama_cpp.server's output when a client closes a stream it is serving (llama_cpp/server/app.py).
 DISCONNECT_LINE = "Disconnected from client"
@@ -106,6 +106,9 @@ def inference_env(upstream_url: str, **extra: str) -> tuple[dict[str, str], int,
         "INFERENCE_RETRIEVAL_K": "3",
         "INFERENCE_DEFAULT_MAX_TOKENS": "48",
         "INFERENCE_GRACE_S": "1",
+        # LONG_QUESTION outlasts a deadline because greedy SmolLM2 loops on it, which the service would stop
+        # (RepetitionGuard, tested in test_core.py): these tests need the long stream itself.
+        "INFERENCE_REPETITION_STOP_CHARS": "0",
         **extra,
     }
     return env, port, metrics_port
