@@ -196,6 +196,11 @@ class _SlotLease:
         self._running = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         return self._running
 
+    async def settle(self) -> None:
+        """Waits until the work on the slot has ended (a generation told to stop ends at its next token)."""
+        if self._running is not None and not self._running.done():
+            await asyncio.wait([self._running])
+
     def release(self) -> None:
         self.cancelled.set()
         if self._running is not None and not self._running.done():
@@ -497,6 +502,9 @@ class InferenceCore:
                 if guard.stopped:
                     break
         if guard.stopped:
+            # The answer is over only once the engine is: the slot then goes back at once, not from a callback on
+            # this event loop after the worker's last token (a loop that may have ended by then).
+            await turn.lease.settle()
             # The engine was closed before its own result: the counts are the pieces it streamed (a token each).
             ended = time.perf_counter()
             out.result = GenerationResult(text="".join(parts), finish_reason="repetition",
