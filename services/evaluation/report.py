@@ -36,9 +36,9 @@ def aggregate(results: list[dict]) -> dict:
         "ttft_p50_s": round(statistics.median(ttfts), 3) if ttfts else None,
         "tokens_per_s": _mean([r["tokens_per_s"] for r in ok if r["tokens_per_s"] > 0]),
         "prompt_tokens": _mean([float(r["prompt_tokens"]) for r in ok]),
-        "completion_tokens": _mean([float(r.get("completion_tokens", 0)) for r in ok]),
+        "completion_tokens": _mean([float(r["completion_tokens"]) for r in ok]),
         # Answers the service stopped where they began to repeat themselves (RepetitionGuard).
-        "stopped_repeating": _mean([float(r.get("finish_reason") == "FINISH_REASON_REPETITION") for r in ok]),
+        "stopped_repeating": _mean([float(r["finish_reason"] == "FINISH_REASON_REPETITION") for r in ok]),
         "errors": len(results) - len(ok),
         "items": len(results),
     }

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from jenkins_assistant.common.auth import bearer_metadata
 from jenkins_assistant.common.channels import aio_client_channel
 from jenkins_assistant.common.errors import InvalidInput, ServiceError, error_for_status
+from jenkins_assistant.common.records import finish_reason_from_pb
 from jenkins_assistant.gateway.config import GatewaySettings
 from jenkins_assistant.gateway.render import answer_html
 from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
@@ -47,10 +48,6 @@ def _to_dict(message) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
-def _finish_reason(value: int) -> str:
-    return common_pb2.FinishReason.Name(value).removeprefix("FINISH_REASON_").lower()
-
-
 async def _answer_events(call, method: str, metadata: Callable[[Any], dict[str, Any]]) -> AsyncIterator[ChatEvent]:
     """The events of a streamed answer (Chat and ExplainBuildLog send the same kinds; only their metadata differs).
     Closing it cancels the gRPC call, which frees the inference slot."""
@@ -67,7 +64,7 @@ async def _answer_events(call, method: str, metadata: Callable[[Any], dict[str, 
                 yield ChatEvent("sources", {"sources": [_to_dict(s) for s in response.sources.sources]})
             elif kind == "finished":
                 yield ChatEvent("done", {
-                    "finish_reason": _finish_reason(response.finished.finish_reason),
+                    "finish_reason": finish_reason_from_pb(response.finished.finish_reason),
                     "usage": _to_dict(response.finished.usage),
                     "html": answer_html("".join(answer)),
                     "warnings": list(response.finished.warnings),

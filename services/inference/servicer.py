@@ -11,6 +11,7 @@ from typing import Any
 
 from jenkins_assistant.build_log import LogFacts
 from jenkins_assistant.common.clients import current_client, owner_for
+from jenkins_assistant.common.records import finish_reason_to_pb
 from jenkins_assistant.inference.core import (
     AnswerMetadata,
     ChatOptions,
@@ -24,12 +25,6 @@ from jenkins_assistant.inference.explain import BuildLogExplainer, BuildQuery, E
 from jenkins_assistant.inference.jenkins_context import ContextUse, Finding, JenkinsContext, JenkinsPage, validate
 from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
 
-_FINISH = {
-    "stop": common_pb2.FINISH_REASON_STOP,
-    "length": common_pb2.FINISH_REASON_LENGTH,
-    "cancelled": common_pb2.FINISH_REASON_CANCELLED,
-    "repetition": common_pb2.FINISH_REASON_REPETITION,
-}
 _RATING = {common_pb2.RATING_HELPFUL: "helpful", common_pb2.RATING_NOT_HELPFUL: "not_helpful"}
 _FINDING = {"security_warning": common_pb2.PLUGIN_FINDING_KIND_SECURITY_WARNING,
             "deprecated": common_pb2.PLUGIN_FINDING_KIND_DEPRECATED}
@@ -94,7 +89,7 @@ def metadata_to_pb(m: AnswerMetadata) -> common_pb2.AnswerMetadata:
 def finished_to_pb(f: Finished) -> common_pb2.AnswerFinished:
     u = f.usage
     return common_pb2.AnswerFinished(
-        finish_reason=_FINISH[f.finish_reason],
+        finish_reason=finish_reason_to_pb(f.finish_reason),
         usage=common_pb2.Usage(
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
             time_to_first_token_ms=u.time_to_first_token_ms, tokens_per_s=u.tokens_per_s,

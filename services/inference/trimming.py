@@ -196,8 +196,8 @@ class RepetitionGuard:
         return released
 
     def _release(self, end: int) -> str:
-        out = self._text[self._sent:end]
-        self._sent = max(self._sent, end)
+        out = self._text[self._sent:end]  # end never goes back: the repeat's start only moves on
+        self._sent = end
         return out
 
     def finish(self) -> str:

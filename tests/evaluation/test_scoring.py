@@ -105,7 +105,7 @@ def test_limit_spreads_the_subset_over_categories(tmp_path):
 
 def _result(item_id: str, recall: float, ttft: float, answerable: bool = True) -> dict:
     return {"id": item_id, "category": "pipeline", "answerable": answerable, "error": "", "ttft_s": ttft,
-            "tokens_per_s": 10.0, "prompt_tokens": 500,
+            "tokens_per_s": 10.0, "prompt_tokens": 500, "completion_tokens": 200, "finish_reason": "FINISH_REASON_STOP",
             "score": {"keyfact_recall": recall, "retrieval_reach": 1.0, "sourced": True, "citation_valid": True,
                       "cited": True, "abstained": False}}
 
