@@ -355,6 +355,7 @@ DELIMITER = re.compile(r"^(-{4,}|\.{4,}|={4,}|\*{4,}|_{4,}|\+{4,}|/{4,}|--|`{3,}
 TABLE_DELIMITER = re.compile(r"^([|!,:])===+\s*$")
 LIST_ITEM = re.compile(r"^\s*(\*{1,5}|-|\.{1,5}|\d+\.|<\d+>|<\.>)\s+(\S.*)$")
 DESCRIPTION_ITEM = re.compile(r"^\s*(.+?)(:{2,4}|;;)(?:\s+(.*))?$")
+BOLD_SPAN = re.compile(r"\*\*[^*\n]+\*\*")
 ADMONITION_PARAGRAPH = re.compile(r"^(NOTE|TIP|IMPORTANT|WARNING|CAUTION):\s+(.*)$")
 BLOCK_MACRO = re.compile(r"^(image|video|audio|toc)::[^\[]*\[.*\]\s*$")
 THEMATIC_BREAK = re.compile(r"^('{3,}|<{3,}|\*\s\*\s\*)\s*$")
@@ -580,7 +581,11 @@ class BlockConverter:
             term, marker, rest = description.groups()
             text = self._join([rest or "", *lines[1:]]).strip()
             term_md = self._inline.convert(term.strip())
-            return out + [f"- **{term_md}**" + (f": {text}" if text else "")]
+            # A term the page emphasises itself (`*Description*::`, 225 entries of the system properties page) is
+            # not wrapped again: `****Description****` is no markdown and shows as asterisks.
+            if not BOLD_SPAN.fullmatch(term_md):
+                term_md = f"**{term_md}**"
+            return out + [f"- {term_md}" + (f": {text}" if text else "")]
         if context.style in ("quote", "verse"):
             return out + _quote([self._join(lines)])
         return out + [self._join(lines)]

@@ -71,6 +71,18 @@ def test_source_block_languages_and_headings(corpus):
     assert "[Docker Pipeline](https://plugins.jenkins.io/docker-workflow)" in docker_pipeline.text
 
 
+def test_definition_list_terms_are_bold_once(corpus):
+    # `*Description*::` is a term the page emphasises itself; wrapped again it was `****Description****`.
+    properties = corpus["jenkins_docs:user-docs/managing/system-properties"]
+    assert "- **Description**: This property determines the behavior during the SetupWizard" in properties.text
+    assert "***" not in properties.text
+    managing = corpus["jenkins_docs:user-docs/managing/index"]
+    assert "- **Credential Providers**: " in managing.text
+    # A plain term is made bold, as before.
+    scaling = corpus["jenkins_docs:user-docs/scaling/scaling-jenkins-on-kubernetes"]
+    assert "- **Run builds in parallel**: " in scaling.text
+
+
 def test_partial_from_partials_folder_is_included(corpus):
     page = corpus["jenkins_docs:user-docs/pipeline/getting-started"]
     assert "Blue Ocean will not receive further functionality updates." in page.text
