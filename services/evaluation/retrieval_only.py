@@ -18,6 +18,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     from jenkins_assistant.inference.condense import concat_question
     from jenkins_assistant.inference.config import InferenceSettings
     from jenkins_assistant.inference.core import sources_from_passages
+    from jenkins_assistant.inference.pasted_output import search_text
     from jenkins_assistant.inference.prompts import Exchange
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
@@ -29,7 +30,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     results = []
     for item in items:
         joined = concat_question(item.question, [Exchange(question, "") for question in item.earlier])
-        hits, elapsed_ms = index.timed_search(joined, k)
+        hits, elapsed_ms = index.timed_search(search_text(joined), k)
         # The same numbered sources the service sends for these hits.
         passages = [hit.passage for hit in hits]
         sources = sources_from_passages(hits, passages, settings.snippet_chars)

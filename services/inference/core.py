@@ -52,6 +52,7 @@ from jenkins_assistant.inference.jenkins_context import (
 )
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
 from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
+from jenkins_assistant.inference.pasted_output import search_text
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
 from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex
@@ -464,7 +465,9 @@ class InferenceCore:
             warnings.append(f"no retrieval index loaded: {done} without documentation")
             return [], [], 0.0, False
         k = options.retrieval_k or self.settings.retrieval_k
-        hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, text, candidates(k, context))
+        if (searched := search_text(text)) != text:
+            metrics.PASTED_OUTPUT_REDUCED.inc()
+        hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, searched, candidates(k, context))
         hits, reranked = rerank(hits, context, k)
         metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
         passages = [hit.passage for hit in hits]

@@ -28,6 +28,10 @@ QUEUE_DEPTH = Gauge("jenkins_assistant_inference_queue_depth", "Chats waiting fo
 ACTIVE_SLOTS = Gauge("jenkins_assistant_inference_active_slots", "Generation slots in use.")
 COMPLETION_TOKENS = Counter("jenkins_assistant_inference_completion_tokens_total", "Tokens generated.")
 ANSWERS = Counter("jenkins_assistant_inference_answers_total", "Answers by finish reason.", ["finish_reason"])
+PASTED_OUTPUT_REDUCED = Counter(
+    "jenkins_assistant_inference_pasted_output_reduced_total",
+    "Questions searched with the console output pasted into them reduced to its error lines (pasted_output.py).",
+)
 HEADING_ECHOES = Counter(
     "jenkins_assistant_inference_heading_echoes_removed_total",
     "Lines of generated answers that only repeated a passage's header ('[2] Pipeline syntax > ...') and were not "

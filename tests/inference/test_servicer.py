@@ -49,6 +49,25 @@ def test_chat_streams_metadata_sources_text_then_finished(channel, auth):
     assert metadata.answer_id and metadata.model and metadata.history_turns_used == 0
 
 
+def test_a_question_with_pasted_console_output_is_searched_as_its_error_lines(channel, auth, inference_process):
+    from tests.inference.test_pasted_output import CONSOLE_HEAD, CONSOLE_TAIL, ERROR
+
+    stub = inference_pb2_grpc.InferenceServiceStub(channel)
+    metric = "jenkins_assistant_inference_pasted_output_reduced_total"
+    before = scrape_metric(inference_process, metric)
+
+    def sources(question: str) -> list[str]:
+        events = list(stub.Chat(chat_request(question, max_tokens=1), metadata=auth))
+        assert events[-1].finished.usage.completion_tokens <= 1
+        return [f"{s.url} {s.section}" for s in events[1].sources.sources]
+
+    asked = "My pipeline fails, which plugin is missing?"
+    pasted = sources(f"{asked}\n```\n{CONSOLE_HEAD}\n{CONSOLE_TAIL}\n```")
+    # The same passages as the question with only the error line pasted: none of the log's other lines was searched.
+    assert pasted == sources(f"{asked}\n{ERROR}")
+    assert scrape_metric(inference_process, metric) == before + 1
+
+
 def test_an_answer_closes_with_excerpts_of_its_sources_quoted_as_written(channel, auth):
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
     question = "How do I define stages in a declarative Jenkinsfile?"
