@@ -70,7 +70,7 @@ def _looks_like_console(lines: list[str]) -> bool:
 
 def search_text(question: str) -> str:
     """The question with each pasted block of console output (fenced, or three or more console lines in a row)
-    reduced to its error lines; a question without one is returned as it is."""
+    reduced to its error lines; a question without one, or with nothing else left, is returned as it is."""
     lines = question.split("\n")
     out: list[str] = []
     index, changed = 0, False
@@ -95,4 +95,6 @@ def search_text(question: str) -> str:
         else:
             out.append(line)
             index += 1
-    return "\n".join(out) if changed else question
+    reduced = "\n".join(out)
+    # A paste alone with no error line in it leaves nothing to search; its own words are better than none.
+    return reduced if changed and reduced.strip() else question

@@ -71,6 +71,12 @@ def test_code_and_quoted_log_lines_are_searched_as_typed(question):
     assert search_text(question) == question
 
 
+def test_a_paste_alone_that_names_no_error_is_searched_whole():
+    # Reduced, nothing would be left to search.
+    assert search_text(f"```\n{CONSOLE_HEAD}\n```") == f"```\n{CONSOLE_HEAD}\n```"
+    assert search_text(CONSOLE_HEAD) == CONSOLE_HEAD
+
+
 def test_every_golden_and_follow_up_question_is_searched_as_typed():
     """The harness's figures stand: no question of either set is changed."""
     followups = Path(__file__).parents[2] / "services/evaluation/data/followups.jsonl"
