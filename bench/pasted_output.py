@@ -26,10 +26,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from jenkins_assistant.common.pasted_output import search_text
 from jenkins_assistant.evaluation.golden import load_golden
 from jenkins_assistant.evaluation.scoring import score_answer
 from jenkins_assistant.inference.config import InferenceSettings
-from jenkins_assistant.inference.pasted_output import search_text
 from jenkins_assistant.inference.retrieval.embeddings import load_embedder
 from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 

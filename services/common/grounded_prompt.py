@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from itertools import dropwhile
 
+from jenkins_assistant.common.pasted_output import search_text
+
 # No general "if the passages do not answer, say so" rule: Qwen2.5-Coder-0.5B applied it to answerable questions
 # (22% of them answered "The documentation does not cover the question" although the passages held the facts),
 # while the out-of-corpus questions it should catch are caught by the stated note on names no passage mentions
@@ -154,7 +156,10 @@ def unmentioned_terms(question: str, passages: list[Passage]) -> list[str]:
         names_step = re.compile(rf"(?<![\w.-]){re.escape(step)}(?![\w-])") if step else None
         return any(term.lower() in text and (names_step is None or names_step.search(text)) for text in texts)
 
-    return [term for term in specific_terms(question) if not mentioned(term)]
+    # Console output pasted into the question counts by its error lines only: a workspace path's `shop-api_main` or a
+    # stack frame's method is no name the user asks the documentation about (the answer opened with "The
+    # documentation does not cover `api_main`" although the passages named the missing step).
+    return [term for term in specific_terms(search_text(question)) if not mentioned(term)]
 
 
 def grounded_question(question: str, passages: list[Passage]) -> str:

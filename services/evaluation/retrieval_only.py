@@ -15,10 +15,10 @@ from jenkins_assistant.evaluation.scoring import score_answer
 
 def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool) -> list[ItemResult]:
     """`k` passages per question; 0: as many as the service gives (INFERENCE_RETRIEVAL_K)."""
+    from jenkins_assistant.common.pasted_output import search_text
     from jenkins_assistant.inference.condense import concat_question
     from jenkins_assistant.inference.config import InferenceSettings
     from jenkins_assistant.inference.core import sources_from_passages
-    from jenkins_assistant.inference.pasted_output import search_text
     from jenkins_assistant.inference.prompts import Exchange
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex

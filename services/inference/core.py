@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jenkins_assistant.common.errors import FailedPrecondition, InvalidInput, Overloaded
+from jenkins_assistant.common.pasted_output import search_text
 from jenkins_assistant.common.records import RATINGS, AnswerFeedback, AnswerRecord, SourceRef
 from jenkins_assistant.inference import metrics
 from jenkins_assistant.inference.condense import concat_question, condense_with_model
@@ -52,7 +53,6 @@ from jenkins_assistant.inference.jenkins_context import (
 )
 from jenkins_assistant.inference.memory_client import MemoryClient, MemoryUnavailable
 from jenkins_assistant.inference.model import GenerationResult, Prompt, SamplingParams
-from jenkins_assistant.inference.pasted_output import search_text
 from jenkins_assistant.inference.prompts import Exchange, Passage, answer_messages
 from jenkins_assistant.inference.quoting import choose_quotes, quotes_markdown, rank_excerpts, without_quotes
 from jenkins_assistant.inference.retrieval.index import Hit, RetrievalIndex

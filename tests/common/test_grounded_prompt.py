@@ -92,3 +92,18 @@ def test_a_name_tied_to_a_step_counts_only_where_the_step_is_named_too():
     assert unmentioned_terms("What is the default of retryCount?", [SH, BUMBLEBEE]) == []
     documented = Passage("sh: Shell Script", SH.url, "retryCount (optional): retries of the script.", "Parameters")
     assert unmentioned_terms(question, [documented, BUMBLEBEE]) == []
+
+
+def test_pasted_console_output_counts_by_its_error_lines_only():
+    # Its workspace path (`shop-api_main`) and stack frames are no names the user asks the documentation about: the
+    # answer opened with "The documentation does not cover `api_main`" although the passage named the missing step.
+    from tests.common.test_pasted_output import CONSOLE_HEAD, CONSOLE_TAIL
+
+    read_json = Passage("readJSON: Read JSON from files in the workspace.", "https://www.jenkins.io/doc/pipeline/steps/",
+                        "Call it in a Jenkinsfile as `readJSON(...)`.", "Parameters")
+    question = f"What is missing?\n```\n{CONSOLE_HEAD}\n{CONSOLE_TAIL}\n```"
+    assert "api_main" in specific_terms(question)
+    assert unmentioned_terms(question, [read_json]) == []
+    assert "No passage mentions" not in grounded_question(question, [read_json])
+    # A name asked about in the question's own words still counts.
+    assert unmentioned_terms(f"What does retryCount do here?\n```\n{CONSOLE_HEAD}\n```", [read_json]) == ["retryCount"]

@@ -50,7 +50,7 @@ def test_chat_streams_metadata_sources_text_then_finished(channel, auth):
 
 
 def test_a_question_with_pasted_console_output_is_searched_as_its_error_lines(channel, auth, inference_process):
-    from tests.inference.test_pasted_output import CONSOLE_HEAD, CONSOLE_TAIL, ERROR
+    from tests.common.test_pasted_output import CONSOLE_HEAD, CONSOLE_TAIL, ERROR
 
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
     metric = "jenkins_assistant_inference_pasted_output_reduced_total"

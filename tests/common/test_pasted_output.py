@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from jenkins_assistant.common.pasted_output import MAX_ERROR_LINES, search_text
 from jenkins_assistant.evaluation.golden import load_golden
-from jenkins_assistant.inference.pasted_output import MAX_ERROR_LINES, search_text
 
 # The start of a real-looking console log (Timestamper's ISO format): nothing in it says what failed.
 CONSOLE_HEAD = """\
