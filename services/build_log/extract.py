@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from jenkins_assistant.build_log.config import BuildLogSettings
 from jenkins_assistant.build_log.masking import mask_secrets
 from jenkins_assistant.build_log.signatures import BY_PRIORITY, SHELL_EXIT, SIGNATURES, UNKNOWN, Signature
+from jenkins_assistant.common.console_text import clean
 from jenkins_assistant.common.errors import InvalidInput
 
 
@@ -56,13 +57,6 @@ class LogFacts:
     long_lines: int  # lines longer than `max_line_chars` met in the scan or the excerpt, clipped
 
 
-_CONSOLE_NOTE = re.compile(r"\x1b\[8mha:[^\x1b]{0,65536}\x1b\[0m")
-_ANSI = re.compile(r"\x1b\[[0-9;?]{0,40}[A-Za-z]|\x1b\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)|\x1b[()][A-Z0-9]")
-# Timestamper's prefixes: `[2024-05-01T10:00:00.123Z] ` (pipeline, ISO) and `10:00:00 ` (system clock time)
-_TIMESTAMP = re.compile(
-    r"^(?:\[\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\] |\d\d:\d\d:\d\d(?:\.\d{1,3})? )",
-    re.MULTILINE,
-)
 _CONTROL = {code: "\ufffd" for code in (*range(9), *range(11, 32), 127)}
 
 _EXCEPTION = re.compile(
@@ -143,15 +137,6 @@ def _decode_tail(log: str | bytes | bytearray | memoryview, limit: int) -> tuple
     if 0 <= newline < len(tail) - 1:
         tail = tail[newline + 1 :]  # drop the partial first line; a single huge line keeps its end
     return tail.decode("utf-8", "replace"), True, size
-
-
-def clean(text: str) -> str:
-    """The log as Jenkins shows it without colours: CR/LF made LF, console notes, ANSI codes and timestamps gone."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if "\x1b" in text:
-        text = _ANSI.sub("", _CONSOLE_NOTE.sub("", text))
-    return _TIMESTAMP.sub("", text)
 
 
 @dataclass

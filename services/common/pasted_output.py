@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import re
 
-# A console line's timestamp, as the Timestamper plugin or a log prints it: `10:00:09 `, `[2024-05-01T10:00:09.343Z] `,
-# `2024-05-01 10:00:09.343+0000 `.
-_TIMESTAMP = re.compile(
-    r"^\s*\[?(?:\d{4}-\d\d-\d\d[T ])?\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\]?\s+")
-# Terminal colours that tools print into the console (`\x1b[31mnpm\x1b[0m ERR!`).
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from jenkins_assistant.common.console_text import clean
+
 # Lines only console output has: Pipeline's step markers, stack frames, a chained exception's elision, the shell's
 # echo of a command, the build's first and last lines.
 _CONSOLE = re.compile(
@@ -49,15 +45,17 @@ MAX_ERROR_LINES = 5
 
 
 def _is_console_line(line: str) -> bool:
-    line = _ANSI.sub("", line)
-    return bool(_TIMESTAMP.match(line) or _CONSOLE.match(line))
+    """A line with Timestamper's prefix or terminal colours (which `clean` removes), or one only a console prints."""
+    line = line.rstrip("\r")
+    shown = clean(line)
+    return shown != line or bool(_CONSOLE.match(shown))
 
 
 def _reduce(lines: list[str]) -> list[str]:
     """The error lines of a block of console output, without timestamps, each once, at most MAX_ERROR_LINES."""
     kept: list[str] = []
     for line in lines:
-        text = _TIMESTAMP.sub("", _ANSI.sub("", line)).strip()
+        text = clean(line.rstrip("\r")).strip()
         if text and not _NEVER_KEPT.match(text) and _ERROR.search(text) and text not in kept:
             kept.append(text)
     return kept[:MAX_ERROR_LINES]
