@@ -11,7 +11,7 @@ from typing import Any
 
 from jenkins_assistant.build_log import LogFacts
 from jenkins_assistant.common.clients import current_client, owner_for
-from jenkins_assistant.common.records import finish_reason_to_pb
+from jenkins_assistant.common.records import finish_reason_to_pb, rating_from_pb
 from jenkins_assistant.inference.core import (
     AnswerMetadata,
     ChatOptions,
@@ -25,7 +25,6 @@ from jenkins_assistant.inference.explain import BuildLogExplainer, BuildQuery, E
 from jenkins_assistant.inference.jenkins_context import ContextUse, Finding, JenkinsContext, JenkinsPage, validate
 from jenkins_assistant.v1 import build_log_pb2, build_log_pb2_grpc, common_pb2, inference_pb2, inference_pb2_grpc
 
-_RATING = {common_pb2.RATING_HELPFUL: "helpful", common_pb2.RATING_NOT_HELPFUL: "not_helpful"}
 _FINDING = {"security_warning": common_pb2.PLUGIN_FINDING_KIND_SECURITY_WARNING,
             "deprecated": common_pb2.PLUGIN_FINDING_KIND_DEPRECATED}
 
@@ -127,7 +126,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def SubmitFeedback(self, request, context) -> inference_pb2.SubmitFeedbackResponse:
         await self._core.submit_feedback(request.answer_id, request.session_id,
                                          owner_for(request.owner, current_client()),
-                                         _RATING.get(request.rating, ""), request.comment, request.corrected_answer)
+                                         rating_from_pb(request.rating), request.comment, request.corrected_answer)
         return inference_pb2.SubmitFeedbackResponse()
 
     async def GetModelInfo(self, request, context) -> inference_pb2.GetModelInfoResponse:
