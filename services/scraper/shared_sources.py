@@ -407,6 +407,9 @@ def iter_update_center(update_center_root: Path) -> Iterator[CorpusDocument]:
         metadata = {**base_metadata, "entry": f"plugins/{plugin_id}", "plugin_id": plugin_id}
         if plugin is not None:
             metadata.update(version=str(plugin.get("version", "")), required_core=str(plugin.get("requiredCore", "")))
+            if isinstance(plugin.get("popularity"), int):
+                # Retrieval ranks a plugin's pages by how many controllers run it (the index builder reads this).
+                metadata["installs"] = str(plugin["popularity"])
         if warnings:
             metadata["security_warnings"] = ",".join(w.get("id", "") for w in warnings)
         yield CorpusDocument(

@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jenkins_assistant.common.records import CorpusDocument
@@ -239,3 +240,78 @@ def test_word_ngrams_ignore_line_breaks_and_markup():
     assert word_ngrams("**Note:**\n- The console log\nshows it.") == word_ngrams("Note: the console log shows it")
     assert word_ngrams("") == {()}
     assert len(word_ngrams(" ".join(f"w{n}" for n in range(10)))) == 3
+
+
+def _chat_corpus(rare_installs: int) -> list[CorpusDocument]:
+    """Two plugins' chat steps, the rarely installed one worded closer to the question, their update center records,
+    a core step and a documentation page."""
+    def step(plugin_id: str, command: str, title: str, text: str) -> CorpusDocument:
+        return CorpusDocument(
+            id=f"jenkins_docs:pipeline-steps/{plugin_id}/{command}",
+            url=f"https://www.jenkins.io/doc/pipeline/steps/{plugin_id}/#{command.lower()}",
+            title=f"{command}: {title} (Pipeline step)", source="jenkins_docs", license="CC-BY-SA-4.0",
+            text=f"# {command}\n\n{text}", metadata={"plugin_id": plugin_id, "step": command})
+
+    def record(plugin_id: str, installs: int | None) -> CorpusDocument:
+        return CorpusDocument(
+            id=f"plugin_docs:update-center/{plugin_id}", url=f"https://plugins.jenkins.io/{plugin_id}/",
+            title=f"{plugin_id} plugin", source="plugin_docs", license="MIT", tags=["update-center", "plugin"],
+            text=f"# {plugin_id} plugin\n\nIts current version is 1.0.",
+            metadata={"plugin_id": plugin_id} | ({} if installs is None else {"installs": str(installs)}))
+
+    return [
+        step("rare-chat", "rareChatSend", "Send a chat message", "Sends a chat message to a room when a build is fixed."),
+        step("slack", "slackSend", "Send a Slack message", "Posts a message to a Slack channel, e.g. when a build is fixed."),
+        step("gone-chat", "goneChatSend", "Send an IRC message", "Posted to an IRC channel."),
+        step("unrecorded", "unrecordedSend", "Send a mail", "Mails the team."),
+        step("core", "echo", "Print to the log", "Writes text to the console log."),
+        PIPELINE_DOC,
+        record("rare-chat", rare_installs), record("slack", 37856), record("gone-chat", None),
+    ]
+
+
+def test_chunks_know_the_installs_of_their_plugin(tmp_path: Path, settings, embedder):
+    out = tmp_path / "index"
+    first = build_index(_chat_corpus(rare_installs=12), out, settings, embedder)
+    installs = {chunk.doc_id.rsplit("/", 1)[-1]: chunk.plugin_installs
+                for chunk in RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True).chunks}
+    assert installs["rareChatSend"] == installs["rare-chat"] == 12
+    assert installs["slackSend"] == installs["slack"] == 37856
+    # A plugin the update center no longer distributes has no installs; core and documentation pages are no plugin's,
+    # and a plugin whose record the corpus lacks has no known count.
+    assert installs["goneChatSend"] == installs["gone-chat"] == 0
+    assert installs["echo"] is None and installs["docs:pipeline-demo"] is None and installs["unrecordedSend"] is None
+
+    # New install counts are a new corpus: the chunks are rewritten, their vectors reused.
+    again = build_index(_chat_corpus(rare_installs=50_000), out, settings, embedder)
+    assert again.corpus_sha256 != first.corpus_sha256 and again.embedded_chunks == 0
+    rare = [c for c in RetrievalIndex(out, embedder, 1, True).chunks if c.doc_id.endswith("rareChatSend")]
+    assert rare[0].plugin_installs == 50_000
+
+    # Without the update center's records nothing knows its installs, and the prior is off.
+    without = build_index([doc for doc in _chat_corpus(12) if "update-center" not in doc.id], tmp_path / "plain",
+                          settings, embedder)
+    plain = RetrievalIndex(tmp_path / "plain", embedder, 1, True, plugin_prior=0.5)
+    assert without.chunks and all(c.plugin_installs is None for c in plain.chunks)
+    assert plain._plugin_factors is None
+
+
+def test_a_rarely_installed_plugin_ranks_below_a_common_one(tmp_path: Path, settings, embedder):
+    out = tmp_path / "index"
+    build_index(_chat_corpus(rare_installs=12), out, settings, embedder)
+    question = "How do I send a chat message when a build is fixed?"
+
+    by_text = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, plugin_prior=0.0)
+    first, second = (hit.chunk.doc_id for hit in by_text.search(question, 2))
+    assert (first, second) == ("jenkins_docs:pipeline-steps/rare-chat/rareChatSend",
+                               "jenkins_docs:pipeline-steps/slack/slackSend")
+
+    with_prior = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, plugin_prior=0.5)
+    hits = with_prior.search(question, 20)
+    ranked = [hit.chunk.doc_id for hit in hits]
+    assert ranked[0] == second and ranked.index(first) > 0
+    # The most installed plugin keeps its score, the documentation page too; the rare plugin keeps
+    # 1 - 0.5 x (1 - log 13 / log 37857) of its score.
+    scores, plain_scores = ({hit.chunk.doc_id: hit.score for hit in found} for found in (hits, by_text.search(question, 20)))
+    assert scores[second] == pytest.approx(plain_scores[second])
+    assert scores[first] == pytest.approx(plain_scores[first] * (1 - 0.5 * (1 - np.log(13) / np.log(37857))))

@@ -102,6 +102,7 @@ def test_update_center_record_of_git(update_center):
     assert "Jenkins project" in git.metadata["license_note"]
     assert git.metadata["repository"] == "zhcode-fun/jenkins-update-center-cn"
     assert git.metadata["required_core"] == "2.504.3" and git.metadata["version"] == "5.10.1"
+    assert git.metadata["installs"] == "267611"  # the update center's popularity, which retrieval ranks by
     assert {"update-center", "git", "security-warning"} <= set(git.tags)
     text = git.text
     assert "The Git plugin (id `git`) requires Jenkins 2.504.3 or newer." in text
@@ -126,6 +127,7 @@ def test_update_center_open_warnings_removed_plugins_and_core(update_center):
     dotci = update_center["plugin_docs:update-center/DotCi"]
     assert "removed" in dotci.tags and "deprecated" in dotci.tags
     assert "no longer distributed by the Jenkins update center" in dotci.text
+    assert "installs" not in dotci.metadata
     assert "## The DotCi plugin is deprecated" in dotci.text
     core = update_center["jenkins_docs:update-center/core-security-warnings"]
     assert core.url == "https://www.jenkins.io/security/advisories/" and "core-2_44" in core.text

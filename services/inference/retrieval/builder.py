@@ -53,16 +53,32 @@ class BuildReport:
     unchanged: bool
 
 
-def document_fingerprint(doc: CorpusDocument) -> str:
+def plugin_installs(documents: Iterable[CorpusDocument]) -> dict[str, int]:
+    """Installs of each plugin that has an update center record in the corpus, by lower-cased plugin id (the Pipeline
+    Steps Reference keeps an id's case, the update center lower-cases some): 0 for one the update center no longer
+    distributes (its record keeps its security warnings or deprecation)."""
+    return {doc.metadata["plugin_id"].lower(): int(doc.metadata.get("installs") or 0)
+            for doc in documents if "update-center" in doc.tags and "plugin_id" in doc.metadata}
+
+
+def document_installs(doc: CorpusDocument, installs: dict[str, int]) -> int | None:
+    """Installs of the plugin a document is about; None for a page about no one plugin (Jenkins core's included) and
+    for a plugin without an update center record in the corpus (an index of a few documents says nothing of it)."""
+    plugin_id = doc.metadata.get("plugin_id", "").lower()
+    return installs.get(plugin_id) if plugin_id and plugin_id != "core" else None
+
+
+def document_fingerprint(doc: CorpusDocument, installs: int | None = None) -> str:
     """Everything about a document that ends up in its chunks."""
-    fields = f"{doc.content_sha256}\0{doc.url}\0{doc.title}\0{doc.license}\0{doc.source}"
+    fields = f"{doc.content_sha256}\0{doc.url}\0{doc.title}\0{doc.license}\0{doc.source}\0{installs}"
     return hashlib.sha256(fields.encode()).hexdigest()
 
 
 def corpus_sha256(documents: list[CorpusDocument]) -> str:
+    installs = plugin_installs(documents)
     digest = hashlib.sha256()
     for doc in sorted(documents, key=lambda d: d.id):
-        digest.update(f"{doc.id}\0{document_fingerprint(doc)}\n".encode())
+        digest.update(f"{doc.id}\0{document_fingerprint(doc, document_installs(doc, installs))}\n".encode())
     return digest.hexdigest()
 
 
@@ -116,7 +132,13 @@ def build_index(
     vectors_by_text = _previous_vectors(out_dir, previous, embedder)
 
     chunker = Chunker(settings.chunk_chars, settings.chunk_overlap_chars)
-    all_chunks = [chunk for doc in ordered for chunk in chunker.split(doc)]
+    installs = plugin_installs(ordered)
+    all_chunks = []
+    for doc in ordered:
+        doc_installs = document_installs(doc, installs)
+        for chunk in chunker.split(doc):
+            chunk.plugin_installs = doc_installs
+            all_chunks.append(chunk)
     vectors = np.empty((len(all_chunks), embedder.dim), dtype=np.float32)
     to_embed: list[int] = []  # rows whose text the previous build did not embed
     for row, chunk in enumerate(all_chunks):

@@ -75,6 +75,9 @@ class Chunk:
     text: str
     license: str
     source: str
+    # Controllers that run the plugin the chunk's document is about (the update center's count of installs); None for
+    # a page about no one plugin, or an index built without the update center's records.
+    plugin_installs: int | None = None
 
     @property
     def embedding_text(self) -> str:

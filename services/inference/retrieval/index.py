@@ -75,6 +75,26 @@ def word_ngrams(text: str, n: int = 8) -> set[tuple[str, ...]]:
     return {tuple(words[start:start + n]) for start in range(max(1, len(words) - n + 1))}
 
 
+def plugin_prior_factors(chunks: list[Chunk], prior: float) -> np.ndarray | None:
+    """Per chunk, what its retrieval score is multiplied by: 1 - prior x (1 - log(1 + installs) / log(1 + the most
+    installs in the index)) for a chunk about one plugin, 1 for any other. None (no prior) at prior 0 or when no chunk
+    knows its plugin's installs.
+
+    Why: the Pipeline Steps Reference and the plugin records cover 2,082 plugins, most of them run by a few hundred
+    controllers or fewer, and their step pages matched questions by their words alone: a question about a chat
+    message when a build is fixed got the steps of BearyChat, Discord, Mattermost and JMS Messaging instead of the
+    `post` section's `fixed` condition. Users ask about the plugins they run. A plugin on 270,000 controllers keeps
+    its score, one on 100 keeps 1 - prior x 0.63 of it, so a rarely used plugin's page still wins when the question
+    names it and nothing else matches."""
+    installs = [chunk.plugin_installs for chunk in chunks]
+    most = max((count for count in installs if count is not None), default=None)
+    if prior <= 0 or most is None:
+        return None
+    scale = np.log1p(max(most, 1))
+    return np.array([1.0 if count is None else 1.0 - prior * (1.0 - min(1.0, np.log1p(count) / scale))
+                     for count in installs], dtype=np.float64)
+
+
 def read_manifest(index_dir: Path) -> dict | None:
     path = Path(index_dir) / MANIFEST
     if not path.is_file():
@@ -93,7 +113,8 @@ def read_chunks(index_dir: Path) -> list[Chunk]:
 
 class RetrievalIndex:
     def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool,
-                 keyword_weight: float = 0.5, rrf_k: int = 10, neighbors: int = 0, max_repeat: float = 1.0) -> None:
+                 keyword_weight: float = 0.5, rrf_k: int = 10, neighbors: int = 0, max_repeat: float = 1.0,
+                 plugin_prior: float = 0.0) -> None:
         import faiss
 
         index_dir = Path(index_dir)
@@ -119,6 +140,7 @@ class RetrievalIndex:
         self._rrf_k = rrf_k
         self._neighbors = neighbors
         self._max_repeat = max_repeat
+        self._plugin_factors = plugin_prior_factors(self.chunks, plugin_prior)
         self._bm25 = None
         if hybrid:
             import bm25s
@@ -135,7 +157,7 @@ class RetrievalIndex:
         """The index as RetrievalSettings configure it (hybrid may be forced off for an index built without BM25)."""
         return cls(index_dir or settings.index_dir, embedder, settings.faiss_threads,
                    settings.hybrid if hybrid is None else hybrid, settings.keyword_weight, settings.rrf_k,
-                   settings.passage_neighbors, settings.passage_max_repeat)
+                   settings.passage_neighbors, settings.passage_max_repeat, settings.plugin_prior)
 
     @property
     def hybrid(self) -> bool:
@@ -175,7 +197,10 @@ class RetrievalIndex:
                 fused[i] = fused.get(i, 0.0) + 1.0 / (self._rrf_k + rank + 1)
             for rank, i in enumerate(self._keyword(query, depth)):
                 fused[i] = fused.get(i, 0.0) + self._keyword_weight / (self._rrf_k + rank + 1)
-            ranked = sorted(fused.items(), key=lambda item: item[1], reverse=True)
+            ranked = list(fused.items())
+        if self._plugin_factors is not None:
+            ranked = [(i, score * self._plugin_factors[i] if score > 0 else score) for i, score in ranked]
+        ranked.sort(key=lambda item: item[1], reverse=True)
         return self._passages(ranked, k)
 
     def _passages(self, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
