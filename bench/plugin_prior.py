@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from jenkins_assistant.evaluation.golden import load_golden
-from jenkins_assistant.evaluation.scoring import score_answer
+from jenkins_assistant.evaluation.retrieval_only import run_retrieval_only
 from jenkins_assistant.inference.config import InferenceSettings
 from jenkins_assistant.inference.retrieval.embeddings import load_embedder
 from jenkins_assistant.inference.retrieval.index import RetrievalIndex
@@ -69,21 +69,18 @@ def main() -> None:
     args = parser.parse_args()
     settings = InferenceSettings(index_dir=args.index)
     embedder = load_embedder(settings)
-    priors = sorted({0.0, settings.plugin_prior})
-    indexes = {prior: RetrievalIndex.from_settings(settings.model_copy(update={"plugin_prior": prior}), embedder)
-               for prior in priors}
-    if indexes[priors[-1]]._plugin_factors is None:
+    by_prior = {prior: settings.model_copy(update={"plugin_prior": prior}) for prior in sorted({0.0, settings.plugin_prior})}
+    indexes = {prior: RetrievalIndex.from_settings(prior_settings, embedder) for prior, prior_settings in by_prior.items()}
+    if not indexes[max(indexes)].ranks_by_installs:
         sys.exit(f"{args.index} has no install counts (build it with the jenkins-update-center source) or the prior is 0")
 
+    # The golden set as `jenkins-assistant eval --mode retrieval` scores it, with the prior off and on.
     answerable = [item for item in load_golden() if item.answerable]
-    for prior, index in indexes.items():
-        reach = {}
-        for item in answerable:
-            texts = [hit.passage.text for hit in index.search(item.question, settings.retrieval_k)]
-            reach[item.id] = (item.split, score_answer(item, "\n\n".join(texts), texts, len(texts)).retrieval_reach)
-        print(f"retrieval_reach_{prior}={statistics.mean(value for _split, value in reach.values()):.3f}")
-        for split in sorted({split for split, _value in reach.values()}):
-            values = [value for item_split, value in reach.values() if item_split == split]
+    for prior, prior_settings in by_prior.items():
+        results = run_retrieval_only(answerable, Path(args.index), 0, settings.hybrid, prior_settings)
+        print(f"retrieval_reach_{prior}={statistics.mean(r.score.retrieval_reach for r in results):.3f}")
+        for split in sorted({r.split for r in results}):
+            values = [r.score.retrieval_reach for r in results if r.split == split]
             print(f"retrieval_reach_{split}_{prior}={statistics.mean(values):.3f}")
 
     for band, questions in step_questions(indexes[0.0], args.steps_per_band).items():

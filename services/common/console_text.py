@@ -17,7 +17,7 @@ _TIMESTAMP = re.compile(
 
 
 def clean(text: str) -> str:
-    """The log as Jenkins shows it without colours: CR/LF made LF, console notes, _ANSI codes and timestamps gone."""
+    """The log as Jenkins shows it without colours: CR/LF made LF, console notes, ANSI codes and timestamps gone."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x1b" in text:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jenkins_assistant.evaluation.golden import GoldenItem
 from jenkins_assistant.evaluation.runner import ItemResult
 from jenkins_assistant.evaluation.scoring import score_answer
 
+if TYPE_CHECKING:
+    from jenkins_assistant.inference.config import InferenceSettings
 
-def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool) -> list[ItemResult]:
-    """`k` passages per question; 0: as many as the service gives (INFERENCE_RETRIEVAL_K)."""
+
+def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid: bool,
+                       settings: InferenceSettings | None = None) -> list[ItemResult]:
+    """`k` passages per question; 0: as many as the service gives (INFERENCE_RETRIEVAL_K). `settings`: the
+    service's by default (INFERENCE_* variables included), so that the passages scored are the ones it would give."""
     from jenkins_assistant.common.pasted_output import search_text
     from jenkins_assistant.inference.condense import concat_question
     from jenkins_assistant.inference.config import InferenceSettings
@@ -23,8 +29,7 @@ def run_retrieval_only(items: list[GoldenItem], index_dir: Path, k: int, hybrid:
     from jenkins_assistant.inference.retrieval.embeddings import load_embedder
     from jenkins_assistant.inference.retrieval.index import RetrievalIndex
 
-    # The service's settings, INFERENCE_* variables included: the passages scored are the ones it would give.
-    settings = InferenceSettings(index_dir=str(index_dir))
+    settings = settings or InferenceSettings(index_dir=str(index_dir))
     k = k or settings.retrieval_k
     index = RetrievalIndex.from_settings(settings, load_embedder(settings), hybrid, index_dir)
     results = []

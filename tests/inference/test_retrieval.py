@@ -293,7 +293,7 @@ def test_chunks_know_the_installs_of_their_plugin(tmp_path: Path, settings, embe
                           settings, embedder)
     plain = RetrievalIndex(tmp_path / "plain", embedder, 1, True, plugin_prior=0.5)
     assert without.chunks and all(c.plugin_installs is None for c in plain.chunks)
-    assert plain._plugin_factors is None
+    assert not plain.ranks_by_installs
 
 
 def test_a_rarely_installed_plugin_ranks_below_a_common_one(tmp_path: Path, settings, embedder):

@@ -74,11 +74,11 @@ def document_fingerprint(doc: CorpusDocument, installs: int | None = None) -> st
     return hashlib.sha256(fields.encode()).hexdigest()
 
 
-def corpus_sha256(documents: list[CorpusDocument]) -> str:
-    installs = plugin_installs(documents)
+def corpus_sha256(documents: list[CorpusDocument], installs: dict[str, int | None]) -> str:
+    """Hash of the corpus as the index holds it; `installs`: document_installs of each document, by id."""
     digest = hashlib.sha256()
     for doc in sorted(documents, key=lambda d: d.id):
-        digest.update(f"{doc.id}\0{document_fingerprint(doc, document_installs(doc, installs))}\n".encode())
+        digest.update(f"{doc.id}\0{document_fingerprint(doc, installs[doc.id])}\n".encode())
     return digest.hexdigest()
 
 
@@ -123,7 +123,9 @@ def build_index(
     if not docs:
         raise ValueError("the corpus has no documents with text")
     ordered = sorted(docs.values(), key=lambda d: d.id)
-    corpus_hash = corpus_sha256(ordered)
+    by_plugin = plugin_installs(ordered)
+    installs = {doc.id: document_installs(doc, by_plugin) for doc in ordered}
+    corpus_hash = corpus_sha256(ordered, installs)
     previous = read_manifest(out_dir)
     if _up_to_date(previous, corpus_hash, settings, embedder):
         log.info("index in %s is up to date (corpus %s)", out_dir, corpus_hash[:12])
@@ -132,12 +134,10 @@ def build_index(
     vectors_by_text = _previous_vectors(out_dir, previous, embedder)
 
     chunker = Chunker(settings.chunk_chars, settings.chunk_overlap_chars)
-    installs = plugin_installs(ordered)
     all_chunks = []
     for doc in ordered:
-        doc_installs = document_installs(doc, installs)
         for chunk in chunker.split(doc):
-            chunk.plugin_installs = doc_installs
+            chunk.plugin_installs = installs[doc.id]
             all_chunks.append(chunk)
     vectors = np.empty((len(all_chunks), embedder.dim), dtype=np.float32)
     to_embed: list[int] = []  # rows whose text the previous build did not embed

@@ -76,7 +76,7 @@ class Chunk:
     license: str
     source: str
     # Controllers that run the plugin the chunk's document is about (the update center's count of installs); None for
-    # a page about no one plugin, or an index built without the update center's records.
+    # a page about no one plugin and for a plugin whose update center record is not in the corpus.
     plugin_installs: int | None = None
 
     @property

@@ -86,13 +86,12 @@ def plugin_prior_factors(chunks: list[Chunk], prior: float) -> np.ndarray | None
     `post` section's `fixed` condition. Users ask about the plugins they run. A plugin on 270,000 controllers keeps
     its score, one on 100 keeps 1 - prior x 0.63 of it, so a rarely used plugin's page still wins when the question
     names it and nothing else matches."""
-    installs = [chunk.plugin_installs for chunk in chunks]
-    most = max((count for count in installs if count is not None), default=None)
-    if prior <= 0 or most is None:
+    counts = np.array([np.nan if chunk.plugin_installs is None else chunk.plugin_installs for chunk in chunks],
+                      dtype=np.float64)
+    if prior <= 0 or np.isnan(counts).all():
         return None
-    scale = np.log1p(max(most, 1))
-    return np.array([1.0 if count is None else 1.0 - prior * (1.0 - min(1.0, np.log1p(count) / scale))
-                     for count in installs], dtype=np.float64)
+    factors = 1.0 - prior * (1.0 - np.log1p(counts) / np.log1p(max(np.nanmax(counts), 1.0)))
+    return np.where(np.isnan(counts), 1.0, factors)
 
 
 def read_manifest(index_dir: Path) -> dict | None:
@@ -162,6 +161,11 @@ class RetrievalIndex:
     @property
     def hybrid(self) -> bool:
         return self._bm25 is not None
+
+    @property
+    def ranks_by_installs(self) -> bool:
+        """Whether chunks about rarely installed plugins are ranked down (a prior > 0 and an index with counts)."""
+        return self._plugin_factors is not None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised vectors of texts, from the embedder the index was built with."""
