@@ -60,6 +60,7 @@ class _Excerpt:
     end: int
     text: str
     words: frozenset[str] = frozenset()  # set by rank_excerpts: what the answer is checked against
+    units: tuple[tuple[int, int], ...] = ()  # (start, end) in the passage of each unit the excerpt holds
 
 
 def text_units(text: str) -> list[tuple[int, int]]:
@@ -93,20 +94,28 @@ def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     """The runs of consecutive units of one passage that fit in max_chars, one starting at each unit. A unit
-    longer than max_chars (a long code block) is an excerpt of its own when it fits in 1.5 x max_chars. A bold
-    line with nothing after it in the limit is no excerpt."""
+    longer than max_chars (a long code block) is an excerpt of its own when it fits in 1.5 x max_chars. A bold line
+    titles what follows it (an example's caption before its code block): a run that would end with one goes on to
+    the end of that code block within 1.5 x max_chars, or ends before the caption."""
     units = text_units(text)
     found = []
     for first in range(len(units)):
         start, end = units[first]
         if end - start > max_chars * 1.5:
             continue
-        for next_start, next_end in units[first + 1:]:
-            if next_end - start > max_chars:
+        run = [units[first]]
+        for unit in units[first + 1:]:
+            if unit[1] - start > max_chars:
+                if _BOLD_LINE.match(text[run[-1][0]:run[-1][1]]) and text.startswith("```", unit[0]) \
+                        and unit[1] - start <= max_chars * 1.5:
+                    run.append(unit)  # the caption's example, as a code block alone may run to 1.5 x max_chars
                 break
-            end = next_end
-        if not _BOLD_LINE.match(text[start:end]):
-            found.append(_Excerpt(citation, start, end, text[start:end]))
+            run.append(unit)
+        while run and _BOLD_LINE.match(text[run[-1][0]:run[-1][1]]):
+            run.pop()
+        if run:
+            end = run[-1][1]
+            found.append(_Excerpt(citation, start, end, text[start:end], units=tuple(run)))
     return found
 
 
@@ -143,22 +152,30 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
     answer_words = _words([answer])[0]
     chosen: list[_Excerpt] = []
     chosen_flat: list[str] = []  # _flat of each chosen excerpt, compared with every later candidate
+    quoted_units: set[str] = set()  # _flat of every unit of the chosen excerpts
     for excerpt in ranked:
         if len(chosen) == count:
             break
+        # Passages can share text (the overlap between consecutive chunks of a page, a paragraph that two upgrade
+        # guides both have, a sentence a page says in two sections): quoting it twice gives the user nothing new, so
+        # an excerpt that repeats a quoted sentence, line or code block is skipped (the excerpts that start after
+        # that unit are candidates of their own; cutting the repeat off instead left fragments such as "We can
+        # compose these steps together."). Only a repeat of the same text counts: two guides' sentences that differ
+        # in a version number share their words and say different things.
+        text = passages[excerpt.citation - 1].text
+        if any(_flat(text[start:end]) in quoted_units for start, end in excerpt.units):
+            continue
         if any(c.citation == excerpt.citation and c.start < excerpt.end and excerpt.start < c.end for c in chosen):
             continue
         words = excerpt.words
         if words and len(words & answer_words) >= REDUNDANT_SHARE * len(words):
             continue
-        # Passages can share text (the overlap between consecutive chunks of a page, a paragraph that two upgrade
-        # guides both have): quoting it twice gives the user nothing new. Only a repeat of the same text counts:
-        # two guides' sentences that differ in a version number share their words and say different things.
         flat = _flat(excerpt.text)
         if any(flat in c or c in flat for c in chosen_flat):
             continue
         chosen.append(excerpt)
         chosen_flat.append(flat)
+        quoted_units.update(_flat(text[start:end]) for start, end in excerpt.units)
     return [Quote(e.citation, passages[e.citation - 1].title, passages[e.citation - 1].section, e.text)
             for e in chosen]
 
