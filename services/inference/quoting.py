@@ -73,22 +73,56 @@ def text_units(text: str) -> list[tuple[int, int]]:
         spans.append((fence.start(), fence.end()))
         position = fence.end()
     spans += _prose_units(text, position, len(text))
-    return [(start, end) for start, end in spans if end - start >= MIN_UNIT_CHARS]
+    spans = [(start, end) for start, end in spans if end - start >= MIN_UNIT_CHARS]
+    # A passage starts and ends where its chunks were cut, often inside a sentence ("would load a library using the
+    # same SCM branch as ..."): such a piece of a sentence is no unit.
+    if spans and not text[:spans[0][0]].strip() and _SENTENCE_TAIL.match(text[spans[0][0]:spans[0][1]]):
+        spans.pop(0)
+    if spans and not text[spans[-1][1]:].strip() and _SENTENCE_HEAD.match(text[spans[-1][0]:spans[-1][1]]):
+        spans.pop()
+    return spans
+
+
+# The end of a sentence whose start was cut off: a lowercase word, then words, then the sentence's end.
+_SENTENCE_TAIL = re.compile(r"[a-z]+[ ,].*[.!?]\Z", re.DOTALL)
+# The start of a sentence whose end was cut off: a capitalised word, then at least three words, no end.
+_SENTENCE_HEAD = re.compile(r"[A-Z][a-z]*(?:[\s,]+[\w'`,()-]+){3,}\Z")
+# A line that starts a block of its own: a list item, a table row, a blockquote.
+_BLOCK_START = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
+
+
+def _prose_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each line of prose, a line that wraps on to the next joined with it: help files and plugin
+    docs are hard-wrapped at about 80 characters, and a wrapped line is no sentence. A line ends a block when it ends
+    with a markdown line break (two spaces) or is a table row; a list item, a table row, a blockquote, a heading or
+    an empty line starts one, and so does an indented line (code cut from its fences, a list item's continuation)."""
+    blocks: list[tuple[int, int]] = []
+    open_block = False
+    line_start = start
+    for line in text[start:end].split("\n"):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            open_block = False
+        else:
+            line_from = line_start + (len(line) - len(line.lstrip()))
+            line_to = line_from + len(stripped)
+            if open_block and line == line.lstrip() and not _BLOCK_START.match(stripped):
+                blocks[-1] = (blocks[-1][0], line_to)
+            else:
+                blocks.append((line_from, line_to))
+            open_block = not line.endswith("  ") and not stripped.startswith("|") and line == line.lstrip()
+        line_start += len(line) + 1
+    return blocks
 
 
 def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans = []
-    line_start = start
-    for line in text[start:end].split("\n"):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            offset = line_start + (len(line) - len(line.lstrip()))
-            sentence_start = 0
-            for boundary in _SENTENCE_END.finditer(stripped):
-                spans.append((offset + sentence_start, offset + boundary.start()))
-                sentence_start = boundary.end()
-            spans.append((offset + sentence_start, offset + len(stripped)))
-        line_start += len(line) + 1
+    for block_start, block_end in _prose_lines(text, start, end):
+        sentence_start = block_start
+        for boundary in _SENTENCE_END.finditer(text, block_start, block_end):
+            spans.append((sentence_start, boundary.start()))
+            sentence_start = boundary.end()
+        spans.append((sentence_start, block_end))
     return spans
 
 

@@ -59,6 +59,29 @@ def test_units_are_sentences_lines_and_whole_code_blocks_never_headings():
     ]
 
 
+def test_a_hard_wrapped_paragraph_is_read_as_sentences_and_a_cut_sentence_is_no_unit():
+    # Jenkins core's field help is wrapped at about 80 characters, and a chunk starts and ends where the chunker cut
+    # it: the quotes began with "added to the queue, but Jenkins will wait for the specified period of time (in".
+    text = ("the quiet period before a build starts.  \n"
+            "When this option is non-zero, newly triggered builds of this project will be\n"
+            "added to the queue, but Jenkins will wait for the specified period of time (in\n"
+            "seconds) before actually starting the build.  \n"
+            "- **Labels:** Labels (or tags) are used to group multiple agents into one logical group.\n"
+            "    sh './jenkins/scripts/test.sh'\n"
+            "    sh './jenkins/scripts/deploy.sh'\n"
+            "For example, if your builds take a long time to execute, you may want to\n"
+            "prevent multiple source control")
+    units = [text[start:end] for start, end in text_units(text)]
+    assert units == [
+        ("When this option is non-zero, newly triggered builds of this project will be\n"
+         "added to the queue, but Jenkins will wait for the specified period of time (in\n"
+         "seconds) before actually starting the build."),
+        "- **Labels:** Labels (or tags) are used to group multiple agents into one logical group.",
+        "sh './jenkins/scripts/test.sh'",  # indented lines (code cut from its fences) stay lines
+        "sh './jenkins/scripts/deploy.sh'",
+    ]
+
+
 def test_a_bold_line_alone_is_no_excerpt():
     # The scrapers turn headings inside a section into bold lines, and examples have bold captions: quoted alone,
     # "**Parallel Stages, Declarative Pipeline**" told the user nothing. With what follows it, it stays.
