@@ -27,8 +27,14 @@ _FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*\[])")
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
 # A line that is bold and nothing else: a heading the scrapers turned into a bold line (a plugin's help, a
-# step's description) or an example's caption. Quoted alone, it says nothing (within an excerpt it stays).
+# step's description) or an example's caption. Quoted alone or last, it says nothing (before what it titles, it stays).
 _BOLD_LINE = re.compile(r"^\*\*[^*\n]+\*\*:?$")
+# The end of a sentence whose start was cut off: a lowercase word, then words, then the sentence's end.
+_SENTENCE_TAIL = re.compile(r"[a-z]+[ ,].*[.!?]\Z", re.DOTALL)
+# The start of a sentence whose end was cut off: a capitalised word, then at least three words, no end.
+_SENTENCE_HEAD = re.compile(r"[A-Z][a-z]*(?:[\s,]+[\w'`,()-]+){3,}\Z")
+# A line that starts a block of its own: a list item, a table row, a blockquote.
+_BLOCK_START = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
 # NLTK's English stop words (as bm25s ships them), and words every Jenkins question shares.
 _STOPWORDS = sorted(set(STOPWORDS_EN_PLUS) | {"jenkins", "use", "using", "get", "set", "want", "need", "way"})
 # Shortest unit worth quoting: shorter ones are list markers, table rules or code fragments ("}").
@@ -81,14 +87,6 @@ def text_units(text: str) -> list[tuple[int, int]]:
     if spans and not text[spans[-1][1]:].strip() and _SENTENCE_HEAD.match(text[spans[-1][0]:spans[-1][1]]):
         spans.pop()
     return spans
-
-
-# The end of a sentence whose start was cut off: a lowercase word, then words, then the sentence's end.
-_SENTENCE_TAIL = re.compile(r"[a-z]+[ ,].*[.!?]\Z", re.DOTALL)
-# The start of a sentence whose end was cut off: a capitalised word, then at least three words, no end.
-_SENTENCE_HEAD = re.compile(r"[A-Z][a-z]*(?:[\s,]+[\w'`,()-]+){3,}\Z")
-# A line that starts a block of its own: a list item, a table row, a blockquote.
-_BLOCK_START = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
 
 
 def _prose_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
