@@ -66,7 +66,7 @@ class _Excerpt:
     end: int
     text: str
     words: frozenset[str] = frozenset()  # set by rank_excerpts: what the answer is checked against
-    units: tuple[tuple[int, int], ...] = ()  # (start, end) in the passage of each unit the excerpt holds
+    units: tuple[str, ...] = ()  # _flat of each unit the excerpt holds: what a later quote may not repeat
 
 
 def text_units(text: str) -> list[tuple[int, int]]:
@@ -89,11 +89,16 @@ def text_units(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _prose_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """(start, end) of each line of prose, a line that wraps on to the next joined with it: help files and plugin
-    docs are hard-wrapped at about 80 characters, and a wrapped line is no sentence. A line ends a block when it ends
+def _prose_blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(start, end) of each block of prose: a line, joined with the lines it wraps on to (help files and plugin docs
+    are hard-wrapped at about 80 characters, and a wrapped line is no sentence). A line ends a block when it ends
     with a markdown line break (two spaces) or is a table row; a list item, a table row, a blockquote, a heading or
-    an empty line starts one, and so does an indented line (code cut from its fences, a list item's continuation)."""
+    an empty line starts one, and so does an indented line (code cut from its fences, a list item's continuation).
+
+    Not markdown-it's paragraphs: CommonMark's lazy continuation glues code cut from its fences on to the prose
+    before it. Quoting this stop's make eval answers again with its paragraphs: keyfact_recall 0.552 -> 0.533 (0.542
+    with paragraphs also split at line breaks), the answers that lose being those whose passage starts or ends
+    inside a code block."""
     blocks: list[tuple[int, int]] = []
     open_block = False
     line_start = start
@@ -115,7 +120,7 @@ def _prose_lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans = []
-    for block_start, block_end in _prose_lines(text, start, end):
+    for block_start, block_end in _prose_blocks(text, start, end):
         sentence_start = block_start
         for boundary in _SENTENCE_END.finditer(text, block_start, block_end):
             spans.append((sentence_start, boundary.start()))
@@ -130,24 +135,25 @@ def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     titles what follows it (an example's caption before its code block): a run that would end with one goes on to
     the end of that code block within 1.5 x max_chars, or ends before the caption."""
     units = text_units(text)
+    flats = [_flat(text[start:end]) for start, end in units]
     found = []
     for first in range(len(units)):
         start, end = units[first]
         if end - start > max_chars * 1.5:
             continue
-        run = [units[first]]
-        for unit in units[first + 1:]:
-            if unit[1] - start > max_chars:
-                if _BOLD_LINE.match(text[run[-1][0]:run[-1][1]]) and text.startswith("```", unit[0]) \
-                        and unit[1] - start <= max_chars * 1.5:
-                    run.append(unit)  # the caption's example, as a code block alone may run to 1.5 x max_chars
+        last = first  # the run is units[first:last + 1]
+        for following in range(first + 1, len(units)):
+            if units[following][1] - start > max_chars:
+                if _BOLD_LINE.match(text[slice(*units[last])]) and text.startswith("```", units[following][0]) \
+                        and units[following][1] - start <= max_chars * 1.5:
+                    last = following  # the caption's example, as a code block alone may run to 1.5 x max_chars
                 break
-            run.append(unit)
-        while run and _BOLD_LINE.match(text[run[-1][0]:run[-1][1]]):
-            run.pop()
-        if run:
-            end = run[-1][1]
-            found.append(_Excerpt(citation, start, end, text[start:end], units=tuple(run)))
+            last = following
+        while last >= first and _BOLD_LINE.match(text[slice(*units[last])]):
+            last -= 1
+        if last >= first:
+            end = units[last][1]
+            found.append(_Excerpt(citation, start, end, text[start:end], units=tuple(flats[first:last + 1])))
     return found
 
 
@@ -194,8 +200,7 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
         # that unit are candidates of their own; cutting the repeat off instead left fragments such as "We can
         # compose these steps together."). Only a repeat of the same text counts: two guides' sentences that differ
         # in a version number share their words and say different things.
-        text = passages[excerpt.citation - 1].text
-        if any(_flat(text[start:end]) in quoted_units for start, end in excerpt.units):
+        if quoted_units.intersection(excerpt.units):
             continue
         if any(c.citation == excerpt.citation and c.start < excerpt.end and excerpt.start < c.end for c in chosen):
             continue
@@ -207,7 +212,7 @@ def choose_quotes(ranked: Sequence[_Excerpt], passages: Sequence[Passage], count
             continue
         chosen.append(excerpt)
         chosen_flat.append(flat)
-        quoted_units.update(_flat(text[start:end]) for start, end in excerpt.units)
+        quoted_units.update(excerpt.units)
     return [Quote(e.citation, passages[e.citation - 1].title, passages[e.citation - 1].section, e.text)
             for e in chosen]
 
