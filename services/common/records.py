@@ -146,7 +146,7 @@ class SourceRef:
 
 
 RATINGS = ("helpful", "not_helpful")
-FINISH_REASONS = ("stop", "length", "cancelled", "repetition")
+FINISH_REASONS = ("stop", "length", "cancelled", "repetition", "readout")
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_s", "retrieval_ms",
                 "total_ms", "queue_ms")
 

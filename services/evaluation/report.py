@@ -11,7 +11,7 @@ from pathlib import Path
 # The figures printed as `name=value` lines, in this order.
 FIGURES = ("keyfact_recall", "keyfact_recall_generated", "retrieval_reach", "sourced", "citation_valid", "cited",
            "abstention", "false_abstention", "ttft_p50_s", "tokens_per_s", "prompt_tokens", "completion_tokens",
-           "stopped_repeating", "errors", "items")
+           "stopped_repeating", "stopped_reading_out", "errors", "items")
 
 
 def _mean(values: list[float]) -> float | None:
@@ -39,6 +39,8 @@ def aggregate(results: list[dict]) -> dict:
         "completion_tokens": _mean([float(r["completion_tokens"]) for r in ok]),
         # Answers the service stopped where they began to repeat themselves (RepetitionGuard).
         "stopped_repeating": _mean([float(r["finish_reason"] == "FINISH_REASON_REPETITION") for r in ok]),
+        # ... and where they began to read their passages out one after another (ReadoutGuard).
+        "stopped_reading_out": _mean([float(r["finish_reason"] == "FINISH_REASON_READOUT") for r in ok]),
         "errors": len(results) - len(ok),
         "items": len(results),
     }

@@ -209,6 +209,11 @@ class InferenceSettings(RetrievalSettings):
         "repeat began (finish reason 'repetition'); 0 = never. Greedy, the default model starts over in about one "
         "answer in 17 (7 of the 122 golden answers) and repeats a paragraph or a Jenkinsfile until max_tokens; none "
         "of the 562 distinct answers in this round's eval reports repeated 200 characters in any other way.")
+    readout_stop: bool = Field(
+        True,
+        description="Stop an answer where it goes on from the end of one of its passages into the opening of another "
+        "(finish reason 'readout'): greedy, the default model reads its passages out one after another in about one "
+        "answer in six (20 of the 122 golden answers), often until max_tokens; stopped, none has fewer key facts.")
     retrieval_k: int = Field(
         6, ge=1, le=50,
         description="Passages put in the prompt by default. 6 instead of 4, same session, all 122 golden questions "

@@ -60,6 +60,7 @@ from jenkins_assistant.inference.slots import SlotPool
 from jenkins_assistant.inference.trimming import (
     TURN_STOP_SEQUENCES,
     HeadingEchoes,
+    ReadoutGuard,
     RepetitionGuard,
     StreamTrimmer,
 )
@@ -139,7 +140,7 @@ class Usage:
 
 @dataclass
 class Finished:
-    finish_reason: str  # "stop" | "length" | "cancelled" | "repetition"
+    finish_reason: str  # "stop" | "length" | "cancelled" | "repetition" | "readout"
     usage: Usage
     warnings: list[str] = field(default_factory=list)  # what went wrong after the metadata (storing the exchange)
 
@@ -480,12 +481,13 @@ class InferenceCore:
     async def generate(self, turn: _Turn, prompt: Prompt, params: SamplingParams, out: Generated,
                        passages: Sequence[Passage] = ()) -> AsyncIterator[TextDelta]:
         """The answer's text deltas, trimmed (of lines that only repeat the heading of one of the `passages` in the
-        prompt too) and stopped where the answer starts repeating itself; takes the turn's slot if it has none yet and
-        gives it back once generation is over. `out` receives the text, the engine's result and when the first delta
-        came."""
+        prompt too) and stopped where the answer starts repeating itself or reading the `passages` out one after
+        another; takes the turn's slot if it has none yet and gives it back once generation is over. `out` receives
+        the text, the engine's result and when the first delta came."""
         await turn.take_slot()
         assert turn.lease is not None
         trimmer = StreamTrimmer(HeadingEchoes.of(passages))
+        readout = ReadoutGuard(passages if self.settings.readout_stop else ())
         guard = RepetitionGuard(self.settings.repetition_stop_chars)
         parts: list[str] = []
         started, first_piece_at, pieces_seen = time.perf_counter(), None, 0
@@ -498,24 +500,24 @@ class InferenceCore:
                     continue
                 pieces_seen += 1
                 first_piece_at = first_piece_at or time.perf_counter()
-                if text := guard.feed(trimmer.feed(piece)):
+                if text := guard.feed(readout.feed(trimmer.feed(piece))):
                     out.first_delta_at = out.first_delta_at or time.perf_counter()
                     parts.append(text)
                     yield TextDelta(text)
-                if guard.stopped:
+                if guard.stopped or readout.stopped:
                     break
-        if guard.stopped:
+        if guard.stopped or readout.stopped:
             # The answer is over only once the engine is: the slot then goes back at once, not from a callback on
             # this event loop after the worker's last token (a loop that may have ended by then).
             await turn.lease.settle()
             # The engine was closed before its own result: the counts are the pieces it streamed (a token each).
             ended = time.perf_counter()
-            out.result = GenerationResult(text="".join(parts), finish_reason="repetition",
+            out.result = GenerationResult(text="".join(parts), finish_reason="repetition" if guard.stopped else "readout",
                                           prompt_tokens=prompt.n_tokens, completion_tokens=pieces_seen,
                                           time_to_first_token_s=(first_piece_at or ended) - started,
                                           generation_s=ended - started)
         assert out.result is not None
-        if text := guard.feed(trimmer.finish()) + guard.finish():
+        if text := guard.feed(readout.feed(trimmer.finish()) + readout.finish()) + guard.finish():
             out.first_delta_at = out.first_delta_at or time.perf_counter()
             parts.append(text)
             yield TextDelta(text)

@@ -95,7 +95,7 @@ class SlotRunner(Protocol):
 @dataclass
 class GenerationResult:
     text: str
-    finish_reason: str  # "stop" | "length" | "cancelled" | "repetition" (set by the core, never by an engine)
+    finish_reason: str  # "stop" | "length" | "cancelled" | "repetition" | "readout" (set by the core, never by an engine)
     prompt_tokens: int
     completion_tokens: int
     time_to_first_token_s: float

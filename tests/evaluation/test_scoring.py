@@ -110,12 +110,14 @@ def _result(item_id: str, recall: float, ttft: float, answerable: bool = True) -
                       "cited": True, "abstained": False}}
 
 
-def test_the_summary_counts_answers_stopped_for_repeating_themselves():
+def test_the_summary_counts_answers_stopped_for_repeating_themselves_or_reading_passages_out():
     looped = {**_result("a", 1.0, 8.0), "completion_tokens": 120, "finish_reason": "FINISH_REASON_REPETITION"}
     ended = {**_result("b", 0.5, 9.0), "completion_tokens": 300, "finish_reason": "FINISH_REASON_STOP"}
-    summary = report.aggregate([looped, ended])
-    assert summary["stopped_repeating"] == 0.5 and summary["completion_tokens"] == 210
-    assert "stopped_repeating=0.5" in report.figure_lines(summary)
+    read_out = {**_result("c", 0.5, 9.0), "completion_tokens": 210, "finish_reason": "FINISH_REASON_READOUT"}
+    summary = report.aggregate([looped, ended, read_out, ended])
+    assert summary["stopped_repeating"] == 0.25 and summary["stopped_reading_out"] == 0.25
+    assert summary["completion_tokens"] == 232.5
+    assert {"stopped_repeating=0.25", "stopped_reading_out=0.25"} <= set(report.figure_lines(summary))
 
 
 def test_aggregate_and_paired_comparison():

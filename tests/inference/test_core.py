@@ -14,6 +14,7 @@ from jenkins_assistant.inference.core import (
     ChatOptions,
     ChatQuery,
     Finished,
+    Generated,
     InferenceCore,
     SourceList,
     TextDelta,
@@ -102,6 +103,45 @@ def test_an_answer_that_starts_repeating_itself_stops_where_the_repeat_began(cor
     # The same greedy answer up to the repeat, without it, and generation ended there.
     assert looped.startswith(answer) and len(answer) < len(looped) and not repeats(answer, 200)
     assert 0 < finished.usage.completion_tokens < unguarded[-1].usage.completion_tokens == 160
+
+
+# Two passages written as greedy SmolLM2 answers STAGES_QUESTION without them: given them, it copies the first and
+# goes on with the second, as the 0.5B model reads its real passages out.
+STAGES_QUESTION = "How do I define stages in a declarative Jenkins pipeline?"
+LISTED_PASSAGES = [
+    Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/",
+            "- The first part of the passage is about the pipeline syntax."),
+    Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/",
+            "- The second part is about the definition of a pipeline in Jenkins.\n"
+            "- The third part is about the definition of a pipeline in Jenkins."),
+]
+
+
+def generate(core: InferenceCore, guarded_passages: list[Passage]) -> Generated:
+    """STAGES_QUESTION answered from LISTED_PASSAGES, with the answer path's guards knowing `guarded_passages`."""
+    async def run() -> Generated:
+        prompt, _, _ = core._build_prompt(STAGES_QUESTION, LISTED_PASSAGES, [], 160)
+        params = core.sampling(ChatOptions(max_tokens=160, temperature=0.0), 160, prompt.stop)
+        out, turn = Generated(), core.turn()
+        try:
+            async for _delta in core.generate(turn, prompt, params, out, guarded_passages):
+                pass
+        finally:
+            turn.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def test_an_answer_that_reads_its_passages_out_stops_where_it_had_copied_the_first(core):
+    unguarded = generate(core, [])  # the same prompt, but the guards know no passages
+    first, second = (p.text for p in LISTED_PASSAGES)
+    # The model does read them out here, the prompt's "[1] Pipeline syntax" header included.
+    assert first + "\n" + second in unguarded.text
+
+    guarded = generate(core, LISTED_PASSAGES)
+    assert guarded.result.finish_reason == "readout" and guarded.text == first
+    assert 0 < guarded.result.completion_tokens < unguarded.result.completion_tokens
 
 
 def test_prompt_drops_passages_then_history_to_leave_room_for_the_answer(core):

@@ -6,11 +6,14 @@ import threading
 
 import pytest
 
+from jenkins_assistant.common.grounded_prompt import Passage
 from jenkins_assistant.inference.model import ChatModel, SamplingParams
 from jenkins_assistant.inference.model_source import resolve_model
 from jenkins_assistant.inference.trimming import (
+    CUT_EXAMPLE_NOTE,
     TURN_STOP_SEQUENCES,
     HeadingEchoes,
+    ReadoutGuard,
     RepetitionGuard,
     StreamTrimmer,
     trim_answer,
@@ -136,7 +139,7 @@ JENKINSFILE = ("```groovy\npipeline {\n    agent any\n    stages {\n        stag
                "            steps {\n                sh './gradlew check'\n            }\n        }\n    }\n}\n```\n")
 
 
-def stream_through(guard: RepetitionGuard, text: str, step: int) -> tuple[list[str], str]:
+def stream_through(guard: RepetitionGuard | ReadoutGuard, text: str, step: int) -> tuple[list[str], str]:
     sent = [guard.feed(text[i:i + step]) for i in range(0, len(text), step)]
     return sent, "".join(sent) + guard.finish()
 
@@ -189,3 +192,61 @@ def test_without_a_limit_text_streams_as_it_comes():
     guard = RepetitionGuard(0)
     assert [guard.feed(piece) for piece in (PARAGRAPH, PARAGRAPH, PARAGRAPH)] == [PARAGRAPH] * 3
     assert not guard.stopped and guard.finish() == ""
+
+
+# Two passages as retrieval gave them for "the UI shows UTC but we are in New York" (the second a blog post on GSoC
+# office hours), and a Parallel example cut in the middle of its code block, as chunks are.
+TIME_ZONE = Passage("Change time zone", "https://www.jenkins.io/doc/book/using/change-time-zone/",
+                    "## System Time Zone properties  \nIf you cannot change the time zone of your server, you can force "
+                    "jelly to use a given time zone for formatting time stamps.  \n```\n[Service]\n"
+                    "Environment=\"JAVA_OPTS=-Dorg.apache.commons.jelly.tags.fmt.timeZone=America/New_York\"\n```")
+OFFICE_HOURS = Passage("GSoC 2023", "https://www.jenkins.io/blog/2023/01/gsoc/",
+                       "Before setting up the weekly Office Hours, we will organize a poll to determine a time that "
+                       "suits the timezones of most of the candidates.")
+PARALLEL = Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/",
+                   "```groovy\npipeline {\n    agent any\n    stages {\n        stage('Parallel Stage') {\n"
+                   "            parallel {\n                stage('Branch A') {", "Declarative Pipeline > Parallel")
+SEQUENTIAL = Passage("Pipeline syntax", "https://www.jenkins.io/doc/book/pipeline/syntax/",
+                     "### Sequential Stages  \nStages in Declarative Pipeline may have a `stages` section containing a "
+                     "list of nested stages to be run in sequential order.", "Declarative Pipeline > Sequential Stages")
+
+
+@pytest.mark.parametrize("step", [1, 4, 11])
+def test_an_answer_that_reads_on_into_the_next_passage_ends_where_it_had_copied_the_first(step):
+    answer = "Start Jenkins with a java property:\n\n" + TIME_ZONE.text
+    raw = answer + "\n\n" + OFFICE_HOURS.text + " Last year, we held sessions at 14h00 UTC."
+    guard = ReadoutGuard([TIME_ZONE, OFFICE_HOURS])
+    sent, text = stream_through(guard, raw, step)
+    assert guard.stopped and text == answer
+    assert "Office Hours" not in "".join(sent)  # never sent and taken back: held until it was a readout
+    assert guard.feed("more") == "" and guard.finish() == ""
+
+
+@pytest.mark.parametrize("step", [2, 7])
+def test_a_readout_that_begins_inside_a_code_block_leaves_the_block_closed(step):
+    # make run's default answer: the example copied to where its chunk was cut, then the next section (its "[5] ..."
+    # header already removed by HeadingEchoes).
+    raw = "Use a `parallel` section:\n\n" + PARALLEL.text + "\n\n" + SEQUENTIAL.text
+    guard = ReadoutGuard([PARALLEL, SEQUENTIAL])
+    _sent, text = stream_through(guard, raw, step)
+    assert guard.stopped
+    # The example was cut where its passage ends, and the answer says so.
+    assert text == "Use a `parallel` section:\n\n" + PARALLEL.text + "\n```" + CUT_EXAMPLE_NOTE
+
+
+@pytest.mark.parametrize("step", [1, 5])
+def test_copying_one_passage_or_only_the_opening_of_another_is_not_a_readout(step):
+    passages = [TIME_ZONE, OFFICE_HOURS]
+    # A passage's end followed by the answer's own words, even ones that begin like another passage's opening.
+    own_words = TIME_ZONE.text + "\n\nBefore setting up the property, restart Jenkins once to check the service."
+    # Another passage's opening that does not follow a passage's end.
+    opening_only = "As the blog says:\n\n" + OFFICE_HOURS.text
+    for raw in (own_words, opening_only):
+        guard = ReadoutGuard(passages)
+        sent, text = stream_through(guard, raw, step)
+        assert not guard.stopped and text == raw
+        assert raw.startswith("".join(sent))
+    # Held only while it might be a readout: the answer's own sentence went out before the end of the stream.
+    guard = ReadoutGuard(passages)
+    assert guard.feed(TIME_ZONE.text + "\n\nBefore setting") == TIME_ZONE.text
+    assert guard.feed(" up the property") == "\n\nBefore setting up the property"

@@ -148,6 +148,7 @@ async function ask(question) {
         const notes = [];
         if (data.finish_reason === "length") notes.push("Answer cut at the length limit.");
         if (data.finish_reason === "repetition") notes.push("Answer stopped where it began to repeat itself.");
+        if (data.finish_reason === "readout") notes.push("Answer stopped where it began to copy out the next passage (see the sources).");
         if (usage.completion_tokens) notes.push(`${usage.completion_tokens} tokens.`);
         status.textContent = notes.join(" ");
         // Known only at the end, e.g. that memory did not store this exchange.

@@ -112,6 +112,7 @@ async function explain(body) {
         const notes = [];
         if (data.finish_reason === "length") notes.push("Explanation cut at the length limit.");
         if (data.finish_reason === "repetition") notes.push("Explanation stopped where it began to repeat itself.");
+        if (data.finish_reason === "readout") notes.push("Explanation stopped where it began to copy out the next passage (see the sources).");
         if (usage.completion_tokens) notes.push(`${usage.completion_tokens} tokens.`);
         status.textContent = notes.join(" ");
         for (const warning of data.warnings || []) article.append(element("p", "notes", "Note: " + warning));
