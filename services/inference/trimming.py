@@ -43,6 +43,7 @@ _ECHO_START = re.compile(r"^[ \t>#*_-]*(?:\[(?:\d{1,3}(?:\](?P<text>.*))?)?)?$")
 _MIN_ECHO_CHARS = 8
 # A line that opens or closes a markdown code block.
 _FENCE_LINE = re.compile(r"^[ \t]*```", re.MULTILINE)
+_NEWLINE = re.compile("\n")
 # Where a line or a sentence ends (the line break itself is not part of it).
 _LINE_OR_SENTENCE_END = re.compile(r"(?=\n)|[.!?](?=\s)")
 # How much of a passage's opening an answer must copy, right after copying the end of a passage, to count as reading
@@ -163,7 +164,25 @@ class StreamTrimmer:
         return out
 
 
-class RepetitionGuard:
+class _StreamGuard:
+    """What RepetitionGuard and ReadoutGuard share: the text fed so far, how much of it went out, and whether the
+    answer was stopped. feed() returns text safe to send now, finish() the rest."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._sent = 0
+        self.stopped = False
+
+    def _release(self, end: int) -> str:
+        out = self._text[self._sent:end]
+        self._sent = max(self._sent, end)  # what went out is never taken back
+        return out
+
+    def finish(self) -> str:
+        return "" if self.stopped else self._release(len(self._text))
+
+
+class RepetitionGuard(_StreamGuard):
     """Stops an answer once it repeats its own earlier text verbatim for `limit` characters; feed() returns text safe
     to send now, finish() the rest.
 
@@ -180,11 +199,9 @@ class RepetitionGuard:
     """
 
     def __init__(self, limit: int) -> None:
+        super().__init__()
         self._limit = limit
-        self._text = ""
-        self._sent = 0
         self._repeat_from = 0  # start of the longest end of _text that also occurs earlier in it
-        self.stopped = False
 
     def feed(self, delta: str) -> str:
         if self.stopped or not delta:
@@ -208,16 +225,8 @@ class RepetitionGuard:
         end = end.end() if end else start
         return self._release(end) + _fence_closer(text[:end])  # stopped inside a code block: close it
 
-    def _release(self, end: int) -> str:
-        out = self._text[self._sent:end]  # end never goes back: the repeat's start only moves on
-        self._sent = end
-        return out
 
-    def finish(self) -> str:
-        return "" if self.stopped else self._release(len(self._text))
-
-
-class ReadoutGuard:
+class ReadoutGuard(_StreamGuard):
     """Stops an answer where it goes on from the end of one of its passages into the opening of another: the model is
     reading the prompt's passages out, not answering.
 
@@ -243,9 +252,7 @@ class ReadoutGuard:
         self._openings = [t[:_READOUT_OPENING_CHARS] for t in texts]
         self._endings = [t[-_READOUT_ENDING_CHARS:] for t in texts]
         self._ends_in_code = [bool(_fence_closer(t)) for t in texts]
-        self._text = ""
-        self._sent = 0
-        self.stopped = False
+        super().__init__()
 
     def feed(self, delta: str) -> str:
         if self.stopped or not delta:
@@ -257,7 +264,7 @@ class ReadoutGuard:
         hold = len(text)
         # Text before _sent was released because no line starting in it could be an opening: only later lines can.
         line_starts = [self._sent] if self._sent == 0 or text[self._sent - 1] == "\n" else []
-        line_starts += [i + 1 for i in range(self._sent, len(text)) if text[i] == "\n"]
+        line_starts += [newline.end() for newline in _NEWLINE.finditer(text, self._sent)]
         for start in line_starts:
             line = text[start:]
             copied = any(line.startswith(opening) for opening in self._openings)
@@ -276,11 +283,3 @@ class ReadoutGuard:
             hold = len(before)  # the whitespace after the passage's end too: the answer may end there
             break
         return self._release(hold)
-
-    def _release(self, end: int) -> str:
-        out = self._text[self._sent:end]
-        self._sent = max(self._sent, end)
-        return out
-
-    def finish(self) -> str:
-        return "" if self.stopped else self._release(len(self._text))
