@@ -103,6 +103,12 @@ class RetrievalSettings(ServerSettings):
         "skipped and the next one served: the installation guides repeat whole sections (5 of the 6 passages for "
         "one golden question were the same paragraph from 5 pages). 1 = serve repeats too.",
     )
+    named_passages: int = Field(
+        2, ge=0, le=8,
+        description="At most this many of the last passages are given up for the best chunk that holds a specific "
+        "name of the question (a flag, camelCase option, property, file or named plugin) that no served passage "
+        "contains but the index does (index.RetrievalIndex.search). 0 = rank by the fusion alone.",
+    )
 
 
 class InferenceSettings(RetrievalSettings):

@@ -471,6 +471,7 @@ class InferenceCore:
         hits, retrieval_ms = await asyncio.to_thread(self.index.timed_search, searched, candidates(k, context))
         hits, reranked = rerank(hits, context, k)
         metrics.RETRIEVAL_LATENCY.observe(retrieval_ms / 1000)
+        metrics.NAMED_PASSAGES.inc(sum(1 for hit in hits if hit.named))
         passages = [hit.passage for hit in hits]
         return hits, passages, retrieval_ms, reranked
 

@@ -248,12 +248,18 @@ def candidates(k: int, ctx: JenkinsContext | None) -> int:
 
 def rerank(hits: list, ctx: JenkinsContext | None, k: int) -> tuple[list, bool]:
     """The top `k` retrieval hits after the context's shifts (ties keep the index's order); whether the order
-    changed. Hits are RetrievalIndex hits (`.chunk.url`, `.chunk.text`)."""
+    changed. Hits are RetrievalIndex hits (`.chunk.url`, `.chunk.text`, `.named`)."""
     if ctx is None or not (ctx.plugins or ctx.core_version):
         return hits[:k], False
-    keyed = sorted(enumerate(hits), key=lambda ih: (ih[0] + _shift(ih[1].chunk.url, ih[1].chunk.text, ctx), ih[0]))
-    ranked = [h for _i, h in keyed][:k]
-    return ranked, [id(h) for h in ranked] != [id(h) for h in hits[:k]]
+    # A passage the index brought in for a name the question spells out (Hit.named, last in the list) stays, last: it
+    # holds what the ranking missed, and the context's shifts would cut it with the ranked tail.
+    named = [h for h in hits if h.named][:max(k - 1, 0)]
+    ranked_hits = [h for h in hits if not h.named]
+    keyed = sorted(enumerate(ranked_hits),
+                   key=lambda ih: (ih[0] + _shift(ih[1].chunk.url, ih[1].chunk.text, ctx), ih[0]))
+    ranked = [h for _i, h in keyed][:k - len(named)] + named
+    unshifted = ranked_hits[:k - len(named)] + named
+    return ranked, [id(h) for h in ranked] != [id(h) for h in unshifted]
 
 
 # --------------------------------------------------------------------------------------------- what it changed

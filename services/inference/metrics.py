@@ -32,6 +32,11 @@ PASTED_OUTPUT_REDUCED = Counter(
     "jenkins_assistant_inference_pasted_output_reduced_total",
     "Questions searched with the console output pasted into them reduced to its error lines (pasted_output.py).",
 )
+NAMED_PASSAGES = Counter(
+    "jenkins_assistant_inference_named_passages_total",
+    "Passages served for a name the question spells out that the ranked passages lacked "
+    "(RetrievalIndex._with_named_passages).",
+)
 HEADING_ECHOES = Counter(
     "jenkins_assistant_inference_heading_echoes_removed_total",
     "Lines of generated answers that only repeated a passage's header ('[2] Pipeline syntax > ...') and were not "

@@ -180,3 +180,19 @@ def test_limits_name_the_limit():
         validate(JenkinsContext(locale="de\x00"))
     with pytest.raises(InvalidInput, match=r"context.plugins\[0\].plugin_id is empty"):
         validate(JenkinsContext(plugins=(("", "1.0"),)))
+
+
+def test_a_passage_served_for_a_name_stays_when_the_context_reorders(index):
+    from dataclasses import replace
+
+    # The index serves a passage for a name the question spells out last among its candidates; the context's
+    # shifts must not cut it with the ranked tail.
+    hits = index.search(THROTTLE_Q, candidates(3, JenkinsContext(plugins=(("git", "5.10.1"),))))
+    hits[-1] = replace(hits[-1], named="maxConcurrentPerNode")
+    ctx = JenkinsContext(plugins=(("throttle-concurrents", "625.vc8b_e469e9a_b_c"),))
+    ranked, changed = rerank(hits, ctx, 3)
+    assert changed and len(ranked) == 3 and ranked[-1] is hits[-1]
+    assert ranked[:2] == rerank([hit for hit in hits if not hit.named], ctx, 2)[0]
+    # A context that moves nothing changes nothing.
+    unmoved, changed = rerank(hits, JenkinsContext(core_version="2.999"), 3)
+    assert not changed and unmoved == hits[:2] + [hits[-1]]

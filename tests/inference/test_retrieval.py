@@ -315,3 +315,49 @@ def test_a_rarely_installed_plugin_ranks_below_a_common_one(tmp_path: Path, sett
     scores, plain_scores = ({hit.chunk.doc_id: hit.score for hit in found} for found in (hits, by_text.search(question, 20)))
     assert scores[second] == pytest.approx(plain_scores[second])
     assert scores[first] == pytest.approx(plain_scores[first] * (1 - 0.5 * (1 - np.log(13) / np.log(37857))))
+
+
+def _cli_corpus() -> list[CorpusDocument]:
+    """Pages that talk about disabling the Jenkins CLI at length, and the system properties page, whose one entry
+    names the property a question asks about among others in the same words."""
+    talk = [CorpusDocument(id=f"docs:cli-{n}", url=f"https://www.jenkins.io/doc/book/managing/cli-{n}/",
+                           title=f"Jenkins CLI {n}", source="jenkins_docs", license="CC-BY-SA-4.0",
+                           text=f"# Jenkins CLI {n}\n\n" + "What does the Jenkins CLI do when it is disabled? " * 6)
+            for n in range(4)]
+    entries = "".join(f"##### name: {name}\n\n**Default**: `false`\n\n{text}\n\n" for name, text in (
+        ("hudson.model.ParametersAction.keepUndefinedParameters", "Keeps parameters a job does not define."),
+        ("jenkins.CLI.disabled", "Turns off the old remoting-based CLI endpoint."),
+        ("hudson.TcpSlaveAgentListener.hostName", "The host name inbound agents connect to."),
+    ))
+    properties = CorpusDocument(id="docs:system-properties", url="https://www.jenkins.io/doc/book/managing/system-properties/",
+                                title="System properties", source="jenkins_docs", license="CC-BY-SA-4.0",
+                                text=f"# System properties\n\n{entries}")
+    step = CorpusDocument(id="jenkins_docs:pipeline-steps/bumblebee/runTest",
+                          url="https://www.jenkins.io/doc/pipeline/steps/bumblebee/#runtest",
+                          title="runTest: Run a test (Pipeline step)", source="jenkins_docs", license="CC-BY-SA-4.0",
+                          text="# runTest\n\n**`retryCount`** (int, optional): how often a failed test is run again.")
+    return talk + [properties, step]
+
+
+def test_a_name_the_ranking_misses_gets_a_passage_that_holds_it(tmp_path: Path, settings, embedder):
+    out = tmp_path / "index"
+    build_index(_cli_corpus(), out, settings, embedder)
+    ranked = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, named_passages=0)
+    named = RetrievalIndex(out, embedder, faiss_threads=1, hybrid=True, named_passages=2)
+    question = "What does `jenkins.CLI.disabled` do?"
+
+    before = ranked.search(question, 3)
+    # The premise: the property's own entry ranks below pages that repeat the question's words.
+    assert not any("jenkins.cli.disabled" in hit.chunk.text.lower() for hit in before)
+    after = named.search(question, 3)
+    assert [hit.chunk.id for hit in after[:2]] == [hit.chunk.id for hit in before[:2]]
+    assert after[2].named == "jenkins.CLI.disabled" and "remoting-based CLI" in after[2].chunk.text
+    assert after[2].chunk.doc_id == "docs:system-properties" and not any(hit.named for hit in after[:2])
+
+    # A name no chunk holds changes nothing (the prompt then says that no passage mentions it); neither does a name the
+    # question ties to a step that only another step's parameter has.
+    for other in ("What does `jenkins.model.Jenkins.autoScaleExecutors` do?",
+                  "What is the default of the retryCount option of the sh step?"):
+        assert [hit.chunk.id for hit in named.search(other, 3)] == [hit.chunk.id for hit in ranked.search(other, 3)]
+    # The first passage is never given up, and none at all when the setting is 0.
+    assert [hit.chunk.id for hit in named.search(question, 1)] == [hit.chunk.id for hit in ranked.search(question, 1)]

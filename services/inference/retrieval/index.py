@@ -11,6 +11,11 @@ Optionally (hybrid), dense and keyword rankings are fused by weighted reciprocal
 matching rescues exact Jenkins terms (plugin ids, step names, CLI flags) that a 384-dimension sentence
 embedding blurs, but it also promotes pages that merely repeat the words; see RetrievalSettings.hybrid.
 
+A question that names something exactly (a flag, a camelCase option, a property, a file, a named plugin) gets a
+passage that contains the name when the index has one, in place of one of the last passages
+(RetrievalSettings.named_passages): the fusion ranks by words and meaning, and a name such as `jenkins.CLI.disabled`
+shares its words with thousands of chunks, so its one entry in the system properties page ranked 170th.
+
 A hit can be extended with the chunks that follow it in the same section (RetrievalSettings.passage_neighbors):
 chunks are small (about 450 characters) so that the embedder reads all of them, and the answer to a question
 often sits just after the sentence that matched it (the option's description after its name, the code after
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from jenkins_assistant.common.errors import FailedPrecondition
-from jenkins_assistant.common.grounded_prompt import Passage
+from jenkins_assistant.common.grounded_prompt import Passage, unmentioned_terms
 from jenkins_assistant.inference.retrieval.chunking import Chunk
 from jenkins_assistant.inference.retrieval.embeddings import Embedder
 
@@ -41,12 +46,16 @@ CHUNKS = "chunks.jsonl"
 EMBEDDINGS = "embeddings.npy"
 FAISS_INDEX = "index.faiss"
 BM25_DIR = "bm25"
+# A name in more chunks than this is common enough for the ranking to find: the closest of the first ones is enough.
+_MAX_NAMING_CHUNKS = 2000
 
 
 @dataclass(frozen=True)
 class Hit:
     chunk: Chunk
     score: float
+    # The question's name this passage was brought in for (RetrievalIndex._with_named_passages); "" for a ranked hit.
+    named: str = ""
 
     @property
     def passage(self) -> Passage:
@@ -113,7 +122,7 @@ def read_chunks(index_dir: Path) -> list[Chunk]:
 class RetrievalIndex:
     def __init__(self, index_dir: Path, embedder: Embedder, faiss_threads: int, hybrid: bool,
                  keyword_weight: float = 0.5, rrf_k: int = 10, neighbors: int = 0, max_repeat: float = 1.0,
-                 plugin_prior: float = 0.0) -> None:
+                 plugin_prior: float = 0.0, named_passages: int = 0) -> None:
         import faiss
 
         index_dir = Path(index_dir)
@@ -140,6 +149,8 @@ class RetrievalIndex:
         self._neighbors = neighbors
         self._max_repeat = max_repeat
         self._plugin_factors = plugin_prior_factors(self.chunks, plugin_prior)
+        self._named_passages = named_passages
+        self._lowered: list[str] | None = None  # per chunk, the text a name is looked up in (built on first use)
         self._bm25 = None
         if hybrid:
             import bm25s
@@ -156,7 +167,8 @@ class RetrievalIndex:
         """The index as RetrievalSettings configure it (hybrid may be forced off for an index built without BM25)."""
         return cls(index_dir or settings.index_dir, embedder, settings.faiss_threads,
                    settings.hybrid if hybrid is None else hybrid, settings.keyword_weight, settings.rrf_k,
-                   settings.passage_neighbors, settings.passage_max_repeat, settings.plugin_prior)
+                   settings.passage_neighbors, settings.passage_max_repeat, settings.plugin_prior,
+                   settings.named_passages)
 
     @property
     def hybrid(self) -> bool:
@@ -171,8 +183,7 @@ class RetrievalIndex:
         """Normalised vectors of texts, from the embedder the index was built with."""
         return self._embedder.embed(texts)
 
-    def _dense(self, query: str, depth: int) -> list[tuple[int, float]]:
-        vector = self._embedder.embed([query])
+    def _dense(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
         scores, ids = self._faiss.search(vector, depth)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
@@ -192,7 +203,8 @@ class RetrievalIndex:
         if k <= 0 or not self.chunks:
             return []
         depth = min(len(self.chunks), max(k * (self._neighbors + 1) * 5, 50))
-        dense = self._dense(query, depth)
+        vector = self._embedder.embed([query])
+        dense = self._dense(vector, depth)
         if self._bm25 is None:
             ranked = dense
         else:
@@ -205,7 +217,10 @@ class RetrievalIndex:
         if self._plugin_factors is not None:
             ranked = [(i, score * self._plugin_factors[i] if score > 0 else score) for i, score in ranked]
         ranked.sort(key=lambda item: item[1], reverse=True)
-        return self._passages(ranked, k)
+        hits = self._passages(ranked, k)
+        if self._named_passages and len(hits) > 1:
+            hits = self._with_named_passages(query, vector, ranked, hits, k)
+        return hits
 
     def _passages(self, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
         hits: list[Hit] = []
@@ -233,6 +248,59 @@ class RetrievalIndex:
             used.update(tail)
             hits.append(Hit(chunk if last == i else replace(chunk, text=text), score))
         return hits
+
+    def _with_named_passages(self, query: str, vector: np.ndarray, ranked: list[tuple[int, float]],
+                             hits: list[Hit], k: int) -> list[Hit]:
+        """`hits` with up to `named_passages` of the last ones (never the first) replaced by, for each of the question's
+        specific names that no hit contains (grounded_prompt.unmentioned_terms, the same test the prompt's "No passage
+        mentions" note makes), the best chunk that does: the best ranked, else the closest to the query. A hit is
+        given up only where that leaves fewer names unmentioned, so a passage that holds another of the names stays.
+        The first passage stays: the model answers mostly from it."""
+        missing = unmentioned_terms(query, [hit.passage for hit in hits])
+        named = 0
+        for term in list(missing):
+            if named == self._named_passages:
+                break
+            if term not in missing:  # an earlier replacement contains it too
+                continue
+            candidate = self._best_chunk_naming(query, term, vector, ranked)
+            if candidate is None:
+                continue
+            i, score = candidate
+            hit = replace(self._passages([(i, score)], 1)[0], named=term)
+            if len(hits) < k:
+                options = [hits + [hit]]
+            else:
+                options = [hits[:at] + hits[at + 1:] + [hit] for at in range(len(hits) - 1, 0, -1)
+                           if not hits[at].named]
+            for option in options:
+                left = unmentioned_terms(query, [h.passage for h in option])
+                if len(left) < len(missing):
+                    hits, missing, named = option, left, named + 1
+                    break
+        return hits
+
+    def _best_chunk_naming(self, query: str, term: str, vector: np.ndarray,
+                           ranked: list[tuple[int, float]]) -> tuple[int, float] | None:
+        """The chunk that names `term` (as unmentioned_terms reads a passage: its title, heading path and text, any
+        case) ranked best by the fusion, else the one whose vector is closest to the query's; None when no chunk
+        does."""
+        if self._lowered is None:
+            self._lowered = [f"{chunk.title} {chunk.section} {chunk.text}".lower() for chunk in self.chunks]
+        needle = term.lower()
+        ids = [i for i, text in enumerate(self._lowered) if needle in text][:_MAX_NAMING_CHUNKS]
+        if not ids:
+            return None
+        naming = set(ids)
+        in_ranking = [(i, score) for i, score in ranked if i in naming]
+        similarity = self._faiss.reconstruct_batch(np.array(ids, dtype=np.int64)) @ vector[0]
+        by_similarity = [(ids[n], 0.0) for n in np.argsort(-similarity)]
+        for i, score in in_ranking + by_similarity:
+            # The prompt's test decides: a name the question ties to a step ("retryCount of the sh step") counts
+            # only in a chunk that names the step too.
+            if term not in unmentioned_terms(query, [Hit(self.chunks[i], score).passage]):
+                return i, score
+        return None
 
     def timed_search(self, query: str, k: int) -> tuple[list[Hit], float]:
         started = time.perf_counter()
