@@ -147,7 +147,8 @@ def search(
     retrieval = RetrievalIndex.from_settings(settings, load_embedder(settings), hybrid, index)
     hits, elapsed_ms = retrieval.timed_search(query, k)
     for hit in hits:
-        typer.echo(f"{hit.score:.4f}  {hit.chunk.title} > {hit.chunk.section}\n        {hit.chunk.url}")
+        named = f"  (served for `{hit.named}`)" if hit.named else ""
+        typer.echo(f"{hit.score:.4f}  {hit.chunk.title} > {hit.chunk.section}{named}\n        {hit.chunk.url}")
     typer.echo(f"({elapsed_ms:.1f} ms)")
 
 

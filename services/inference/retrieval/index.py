@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -292,10 +293,14 @@ class RetrievalIndex:
         if not ids:
             return None
         naming = set(ids)
-        in_ranking = [(i, score) for i, score in ranked if i in naming]
-        similarity = self._faiss.reconstruct_batch(np.array(ids, dtype=np.int64)) @ vector[0]
-        by_similarity = [(ids[n], 0.0) for n in np.argsort(-similarity)]
-        for i, score in in_ranking + by_similarity:
+
+        def best_first() -> Iterator[tuple[int, float]]:
+            yield from ((i, score) for i, score in ranked if i in naming)
+            # Vectors are read only when no ranked chunk will do (the name ranked below the fusion's depth).
+            similarity = self._faiss.reconstruct_batch(np.array(ids, dtype=np.int64)) @ vector[0]
+            yield from ((ids[n], 0.0) for n in np.argsort(-similarity))
+
+        for i, score in best_first():
             # The prompt's test decides: a name the question ties to a step ("retryCount of the sh step") counts
             # only in a chunk that names the step too.
             if term not in unmentioned_terms(query, [Hit(self.chunks[i], score).passage]):
