@@ -154,6 +154,13 @@ class InferenceSettings(RetrievalSettings):
         description="Request field carrying repeat_penalty (not in the OpenAI API): 'repeat_penalty' for llama.cpp "
         "servers, 'repetition_penalty' for vLLM; empty = not sent.",
     )
+    upstream_cache_prompt: bool = Field(
+        True,
+        description="Let llama-server reuse the cached state of a prompt's prefix (its cache_prompt field; false is "
+        "sent as cache_prompt=false). A reused prefix is computed in other batches than a fresh one, so greedy answers "
+        "can part at a near-tie: make eval over the same 121 prompts gave 5 to 9 different answers of 122 run to run. "
+        "false = every prompt evaluated whole, for reproducible comparisons, at the cost of the cached system prompt.",
+    )
     upstream_health_interval_s: float = Field(
         5.0, gt=0, le=300, description="How often readiness asks the upstream (GET /models) whether it is up.")
 

@@ -202,6 +202,8 @@ class OpenAIEngine:
         extra: dict[str, Any] = {}
         if self.settings.upstream_repeat_penalty_field:
             extra[self.settings.upstream_repeat_penalty_field] = params.repeat_penalty
+        if not self.settings.upstream_cache_prompt:
+            extra["cache_prompt"] = False  # llama.cpp's field; sent only to turn its default off
         request: dict[str, Any] = {
             "model": self.name,
             **({"prompt": prompt.tokens} if prompt.tokens else {"messages": prompt.messages}),

@@ -241,3 +241,28 @@ def llama_server_children(parent: int) -> list[int]:
         if f"\nPPid:\t{parent}\n" in status and b"llama-server" in command:
             found.append(int(entry.name))
     return found
+
+
+def test_a_prompt_is_evaluated_whole_when_the_prompt_cache_is_off(engine):
+    from jenkins_assistant.inference.engine import OpenAIEngine
+
+    # make eval's answers differ run to run where a reused prefix parts greedy decoding at a near-tie; with
+    # INFERENCE_UPSTREAM_CACHE_PROMPT=false every request says cache_prompt=false and the server evaluates it whole.
+    uncached = OpenAIEngine(InferenceSettings(engine="openai", upstream_url=engine.server.base_url + "/v1",
+                                              upstream_cache_prompt=False, require_index=False),
+                            api_key=engine.server.api_key)
+    try:
+        prompt = engine.prepare(answer_messages(QUESTION, [], [], 0))
+        assert "cache_prompt" not in engine.request(prompt, greedy(8, prompt.stop))["extra_body"]  # the server's own
+        request = uncached.request(prompt, greedy(8, prompt.stop))
+        body = {key: value for key, value in request.items() if key not in ("extra_body", "model")} | request["extra_body"]
+        assert body["cache_prompt"] is False
+        texts = []
+        for _ in range(2):
+            response = httpx.post(engine.server.base_url + "/v1/completions", timeout=120, json=body,
+                                  headers={"Authorization": f"Bearer {engine.server.api_key}"}).json()
+            assert response["timings"]["prompt_n"] == prompt.n_tokens  # nothing reused, the second time either
+            texts.append(response["choices"][0]["text"])
+        assert texts[0] == texts[1]
+    finally:
+        uncached.close()
