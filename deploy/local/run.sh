@@ -51,6 +51,12 @@ if [ ! -f "$INDEX_DIR/manifest.json" ]; then
   "$BIN/jenkins-assistant-index" build --shared-data "$SHARED_DATA" --out "$INDEX_DIR"
 fi
 
+if [ -n "${EVAL:-}" ]; then
+  # make eval evaluates every prompt whole: with llama.cpp's prompt cache on, 5 to 9 of the 122 golden answers
+  # differed between two runs of the same prompts (greedy near-ties); with it off, repeated runs gave the same
+  # answers byte for byte, so two settings can be compared answer by answer. Set it to true to measure as served.
+  export INFERENCE_UPSTREAM_CACHE_PROMPT="${INFERENCE_UPSTREAM_CACHE_PROMPT:-false}"
+fi
 INFERENCE_PORT=$(free_port)
 INFERENCE_PORT=$INFERENCE_PORT INFERENCE_INDEX_DIR="$INDEX_DIR" \
   INFERENCE_MEMORY_TARGET="127.0.0.1:$MEMORY_PORT" "$BIN/jenkins-assistant-inference" >"$STATE/inference.log" 2>&1 &
