@@ -53,8 +53,9 @@ fi
 
 if [ -n "${EVAL:-}" ]; then
   # make eval evaluates every prompt whole: with llama.cpp's prompt cache on, 5 to 9 of the 122 golden answers
-  # differed between two runs of the same prompts (greedy near-ties); with it off, repeated runs gave the same
-  # answers byte for byte, so two settings can be compared answer by answer. Set it to true to measure as served.
+  # differed between two runs of the same prompts (greedy near-ties); with it off, the same questions asked in the
+  # same order gave the same answers byte for byte, so two settings compare with far less noise (an answer can still
+  # depend a little on the questions asked before it). Set it to true to measure as served.
   export INFERENCE_UPSTREAM_CACHE_PROMPT="${INFERENCE_UPSTREAM_CACHE_PROMPT:-false}"
 fi
 INFERENCE_PORT=$(free_port)
