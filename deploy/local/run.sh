@@ -57,6 +57,10 @@ if [ -n "${EVAL:-}" ]; then
   # same order gave the same answers byte for byte, so two settings compare with far less noise (an answer can still
   # depend a little on the questions asked before it). Set it to true to measure as served.
   export INFERENCE_UPSTREAM_CACHE_PROMPT="${INFERENCE_UPSTREAM_CACHE_PROMPT:-false}"
+  # ... and on one llama-server slot (it asks one question at a time): with 4 slots, 2 of the 11 flip-prone golden
+  # answers came out otherwise in the full 122-question run than when the 11 were asked alone; with 1 slot all 11
+  # were the same both ways (and the same as the 4-slot answers asked alone).
+  export INFERENCE_PARALLEL_SLOTS="${INFERENCE_PARALLEL_SLOTS:-1}"
 fi
 INFERENCE_PORT=$(free_port)
 INFERENCE_PORT=$INFERENCE_PORT INFERENCE_INDEX_DIR="$INDEX_DIR" \
