@@ -143,12 +143,18 @@ def owned_terms(question: str) -> dict[str, str]:
     return owners
 
 
+def lookup_text(title: str, section: str, text: str) -> str:
+    """What a name is looked for in, case-insensitively: a passage's (or a chunk's) title, heading path and text. The
+    retrieval index looks names up in its chunks the same way, so a chunk it serves for a name mentions it here."""
+    return f"{title} {section} {text}".lower()
+
+
 def unmentioned_terms(question: str, passages: list[Passage]) -> list[str]:
     """The question's specific names that no passage contains (case-insensitive). A name the question ties to a
     step ("the retryCount option of the sh step") counts only in a passage that names the step too: another
     plugin's step with a `retryCount` parameter says nothing about `sh`'s. At 6 passages such a passage switched the
     note off, and the model invented the `sh` step's default."""
-    texts = [f"{p.title} {p.section} {p.text}".lower() for p in passages]
+    texts = [lookup_text(p.title, p.section, p.text) for p in passages]
     owners = owned_terms(question)
 
     def mentioned(term: str) -> bool:

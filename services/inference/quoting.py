@@ -150,7 +150,7 @@ def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
         last = first  # the run is units[first:last + 1]
         for following in range(first + 1, len(units)):
             if units[following][1] - start > max_chars:
-                if (introductions[last] or captions[last] and text.startswith("```", units[following][0])) \
+                if (introductions[last] or (captions[last] and text.startswith("```", units[following][0]))) \
                         and units[following][1] - start <= max_chars * 1.5:
                     last = following  # what the unit introduces, as a code block alone may run to 1.5 x max_chars
                 break

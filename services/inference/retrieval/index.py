@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from jenkins_assistant.common.errors import FailedPrecondition
-from jenkins_assistant.common.grounded_prompt import Passage, unmentioned_terms
+from jenkins_assistant.common.grounded_prompt import Passage, lookup_text, unmentioned_terms
 from jenkins_assistant.inference.retrieval.chunking import Chunk
 from jenkins_assistant.inference.retrieval.embeddings import Embedder
 
@@ -153,7 +153,7 @@ class RetrievalIndex:
         self._named_passages = named_passages
         # Per chunk, the text a name is looked up in, as unmentioned_terms reads a passage (30 ms and 17 MB for the
         # full index, so at start-up rather than in the first question that needs it).
-        self._lowered = ([f"{chunk.title} {chunk.section} {chunk.text}".lower() for chunk in self.chunks]
+        self._lowered = ([lookup_text(chunk.title, chunk.section, chunk.text) for chunk in self.chunks]
                          if named_passages else [])
         self._bm25 = None
         if hybrid:
