@@ -33,6 +33,8 @@ _BOLD_LINE = re.compile(r"^\*\*[^*\n]+\*\*:?$")
 _SENTENCE_TAIL = re.compile(r"[a-z]+[ ,].*[.!?]\Z", re.DOTALL)
 # The start of a sentence whose end was cut off: a capitalised word, then at least three words, no end.
 _SENTENCE_HEAD = re.compile(r"[A-Z][a-z]*(?:[\s,]+[\w'`,()-]+){3,}\Z")
+# A table's delimiter row (|---|:---:|), which ends its header.
+_TABLE_RULE = re.compile(r"\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?")
 # A line that starts a block of its own: a list item, a table row, a blockquote.
 _BLOCK_START = re.compile(r"(?:[-*+]\s|\d+[.)]\s|\||>)")
 # NLTK's English stop words (as bm25s ships them), and words every Jenkins question shares.
@@ -135,26 +137,35 @@ def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     titles what follows it (an example's caption before its code block): a run that would end with one goes on to
     the end of that code block within 1.5 x max_chars, or ends before the caption. A unit that ends with a colon
     ("..., for example:", "as follows:") introduces the next unit: a run that would end with it goes on to the end of
-    that unit within 1.5 x max_chars, or ends before it."""
+    that unit within 1.5 x max_chars, or ends before it; so does a table's header row (and its delimiter row)."""
     units = text_units(text)
     flats = [_flat(text[start:end]) for start, end in units]
     captions = [bool(_BOLD_LINE.match(text[start:end])) for start, end in units]
     # 9 of the 244 quotes of a make eval run ended with such an introduction and without what it introduced ("... but
     # never want to spend more than 3 minutes in total before failing the stage:", the example left out).
     introductions = [text[start:end].endswith(":") and not caption for (start, end), caption in zip(units, captions)]
+    # A table's header row and its delimiter row introduce the rows below them the same way: a quote that ended
+    # with them showed the user column names and no row ('| Field | CasC Key | Description |', '|---|---|---|').
+    rules = [bool(_TABLE_RULE.fullmatch(text[start:end].strip())) for start, end in units]
+    for number, (start, end) in enumerate(units):
+        next_line = text[end:].split("\n", 2)[1] if "\n" in text[end:] else ""
+        if rules[number] or (text.startswith("|", start) and _TABLE_RULE.fullmatch(next_line.strip())):
+            introductions[number] = True
     found = []
     for first in range(len(units)):
         start, end = units[first]
-        if end - start > max_chars * 1.5:
+        if end - start > max_chars * 1.5 or rules[first]:  # a delimiter row opens no quote
             continue
         last = first  # the run is units[first:last + 1]
         for following in range(first + 1, len(units)):
             if units[following][1] - start > max_chars:
-                if (introductions[last] or (captions[last] and text.startswith("```", units[following][0]))) \
-                        and units[following][1] - start <= max_chars * 1.5:
-                    last = following  # what the unit introduces, as a code block alone may run to 1.5 x max_chars
                 break
             last = following
+        # What the last unit introduces comes along, as a code block alone may run to 1.5 x max_chars (a table's
+        # header row introduces its delimiter row, which introduces the first row).
+        while last + 1 < len(units) and units[last + 1][1] - start <= max_chars * 1.5 and (
+                introductions[last] or (captions[last] and text.startswith("```", units[last + 1][0]))):
+            last += 1
         while last >= first and (captions[last] or introductions[last]):
             last -= 1
         if last >= first:

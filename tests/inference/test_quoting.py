@@ -119,6 +119,20 @@ def test_a_sentence_that_introduces_what_follows_is_never_quoted_without_it():
     assert before in found and not any(e.endswith(":") for e in found)  # too long to come along: the run ends before
 
 
+def test_a_table_header_is_never_quoted_without_a_row():
+    # A make eval answer's quote ended with '| Field | CasC Key | Description |' and its delimiter row: column names
+    # and no row. The header introduces the rows below it, as a sentence that ends with a colon does.
+    header = "| Field | CasC Key | Description |\n|-------|----------|-------------|"
+    row = "| Host network | hostNetwork | Use the host's network namespace |"
+    text = f"The pod template has these fields.\n\n{header}\n{row}\n| Proxy | proxyHost | The proxy host for the pod |"
+    found = [e.text for e in excerpts(1, text, max_chars=120)]
+    assert f"{header}\n{row}" in found  # the header comes with the first row
+    assert not any(e.endswith(("| Description |", "|-------------|")) for e in found)
+    assert not any(e.startswith("|---") for e in found)  # a delimiter row opens no quote
+    found = [e.text for e in excerpts(1, text, max_chars=60)]
+    assert row in found and not any("CasC Key" in e for e in found)  # too long together: the header is left out
+
+
 def test_excerpts_are_verbatim_runs_of_units_within_the_limit():
     found = excerpts(2, STOP.text, max_chars=120)
     assert found and all(e.citation == 2 and e.text == STOP.text[e.start:e.end] for e in found)
