@@ -131,6 +131,19 @@ def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return spans
 
 
+def _line_after(text: str, end: int) -> str:
+    """The line after the one that `end` is on ('' on the last line)."""
+    start = text.find("\n", end) + 1
+    if not start:
+        return ""
+    stop = text.find("\n", start)
+    return text[start:] if stop < 0 else text[start:stop]
+
+
+def _is_table_rule(line: str) -> bool:
+    return bool(_TABLE_RULE.fullmatch(line.strip()))
+
+
 def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     """The runs of consecutive units of one passage that fit in max_chars, one starting at each unit. A unit
     longer than max_chars (a long code block) is an excerpt of its own when it fits in 1.5 x max_chars. A bold line
@@ -146,11 +159,9 @@ def excerpts(citation: int, text: str, max_chars: int) -> list[_Excerpt]:
     introductions = [text[start:end].endswith(":") and not caption for (start, end), caption in zip(units, captions)]
     # A table's header row and its delimiter row introduce the rows below them the same way: a quote that ended
     # with them showed the user column names and no row ('| Field | CasC Key | Description |', '|---|---|---|').
-    rules = [bool(_TABLE_RULE.fullmatch(text[start:end].strip())) for start, end in units]
-    for number, (start, end) in enumerate(units):
-        next_line = text[end:].split("\n", 2)[1] if "\n" in text[end:] else ""
-        if rules[number] or (text.startswith("|", start) and _TABLE_RULE.fullmatch(next_line.strip())):
-            introductions[number] = True
+    rules = [_is_table_rule(text[start:end]) for start, end in units]
+    introductions = [introduction or rule or (text.startswith("|", start) and _is_table_rule(_line_after(text, end)))
+                     for introduction, rule, (start, end) in zip(introductions, rules, units)]
     found = []
     for first in range(len(units)):
         start, end = units[first]
