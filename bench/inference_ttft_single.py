@@ -13,7 +13,9 @@ the same run:
     python bench/inference_ttft_single.py [--questions 12] [--index var/index] [--packaged-model smollm2-135m]
 
 The model is the service's default packaged model (Qwen2.5-Coder-0.5B) unless --packaged-model names another: the
-issue measured "the default model", which was SmolLM2 then. The llama-server binary is INFERENCE_LLAMA_SERVER_BIN
+issue measured "the default model", which was SmolLM2 then. --as-filed-model gives `as_filed` its own model: the
+issue's target for a new default is its first token against SmolLM2's as filed, measured in the same run
+(`--packaged-model qwen2.5-coder-1.5b --as-filed-model smollm2-135m`). The llama-server binary is INFERENCE_LLAMA_SERVER_BIN
 (make bench passes the one make llama-server built for this CPU).
 
 Ends with `ttft_single_ratio=` (default / as_filed p50; target <= 0.4), `ttft_single_ratio_plain_passages=`, and
@@ -52,6 +54,8 @@ def main() -> None:
     parser.add_argument("--index", default=str(REPO_ROOT / "var" / "index"), help="Index directory (make index).")
     parser.add_argument("--packaged-model", default=InferenceSettings.model_fields["packaged_model"].default,
                         help="The model of every configuration (default: the service's).")
+    parser.add_argument("--as-filed-model", default="",
+                        help="The model of as_filed (default: --packaged-model, so the ratio compares serving alone).")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
@@ -59,7 +63,8 @@ def main() -> None:
     with memory_service() as memory_target:
         for name, settings in CONFIGURATIONS.items():
             env = {"INFERENCE_INDEX_DIR": args.index, "INFERENCE_REQUIRE_INDEX": "true", "INFERENCE_MODEL_PATH": "",
-                   "INFERENCE_PACKAGED_MODEL": args.packaged_model, "INFERENCE_MEMORY_TARGET": memory_target,
+                   "INFERENCE_PACKAGED_MODEL": (args.as_filed_model or args.packaged_model) if name == "as_filed"
+                   else args.packaged_model, "INFERENCE_MEMORY_TARGET": memory_target,
                    "INFERENCE_N_THREADS": str(args.threads), **settings}
             server = start_inference(env, timeout_s=600)
             try:
