@@ -15,8 +15,8 @@ the same run:
 The model is the service's default packaged model (Qwen2.5-Coder-0.5B) unless --packaged-model names another: the
 issue measured "the default model", which was SmolLM2 then. --as-filed-model gives `as_filed` its own model: the
 issue's target for a new default is its first token against SmolLM2's as filed, measured in the same run
-(`--packaged-model qwen2.5-coder-1.5b --as-filed-model smollm2-135m`). The llama-server binary is INFERENCE_LLAMA_SERVER_BIN
-(make bench passes the one make llama-server built for this CPU).
+(`--packaged-model qwen2.5-coder-1.5b --as-filed-model smollm2-135m`). The llama-server binary is
+INFERENCE_LLAMA_SERVER_BIN (make bench passes the one make llama-server built for this CPU).
 
 Ends with `ttft_single_ratio=` (default / as_filed p50; target <= 0.4), `ttft_single_ratio_plain_passages=`, and
 each configuration's `ttft_ms_p50_<name>=` and `prompt_tokens_p50_<name>=`.
